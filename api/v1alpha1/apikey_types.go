@@ -1,5 +1,5 @@
 /*
-Copyright 2026.
+Copyright 2026 The apikey-operator Authors.
 
 Licensed under the Apache License, Version 2.0 (the "License");
 you may not use this file except in compliance with the License.
@@ -13,7 +13,6 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
-
 package v1alpha1
 
 import (
@@ -21,48 +20,278 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// EDIT THIS FILE!  THIS IS SCAFFOLDING FOR YOU TO OWN!
-// NOTE: json tags are required.  Any new fields you add must have json tags for the fields to be serialized.
+// Kinds a connectionRef may name.
+const (
+	ConnectionKind        = "Connection"
+	ClusterConnectionKind = "ClusterConnection"
+)
 
-// ApiKeySpec defines the desired state of ApiKey
-type ApiKeySpec struct {
-	// INSERT ADDITIONAL SPEC FIELDS - desired state of cluster
-	// Important: Run "make" to regenerate code after modifying this file
-	// The following markers will use OpenAPI v3 schema to validate the value
-	// More info: https://book.kubebuilder.io/reference/markers/crd-validation.html
+// DeletionPolicy says what happens to the remote key when its ApiKey goes.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type DeletionPolicy string
 
-	// foo is an example field of ApiKey. Edit apikey_types.go to remove/update
+const (
+	// DeletionPolicyDelete deletes the remote keys with the ApiKey.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	// DeletionPolicyOrphan leaves the remote keys alone.
+	DeletionPolicyOrphan DeletionPolicy = "Orphan"
+)
+
+// ConnectionReference names the Connection or ClusterConnection an ApiKey uses.
+// +kubebuilder:validation:XValidation:rule="!has(self.__namespace__)",message="connectionRef.namespace is not allowed: a Connection is always looked up in the ApiKey's own namespace and a ClusterConnection is cluster-scoped"
+type ConnectionReference struct {
+	// kind is ClusterConnection or Connection.
+	// +kubebuilder:default=ClusterConnection
+	// +kubebuilder:validation:Enum=ClusterConnection;Connection
 	// +optional
-	Foo *string `json:"foo,omitempty"`
+	Kind string `json:"kind,omitempty"`
+
+	// name of the Connection (in the ApiKey's namespace) or ClusterConnection.
+	// +kubebuilder:default=default
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// namespace must not be set; it exists only so that setting it is refused
+	// with an explanation instead of being silently dropped.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
 }
 
-// ApiKeyStatus defines the observed state of ApiKey.
+// SecretTemplate holds metadata put on the managed Secret.
+// +kubebuilder:validation:XValidation:rule="!has(self.labels) || self.labels.all(k, !k.startsWith('iam.mobilenexthq.com/') && k != 'app.kubernetes.io/managed-by')",message="secretTemplate.labels may not set app.kubernetes.io/managed-by or keys under iam.mobilenexthq.com/: the operator owns them"
+// +kubebuilder:validation:XValidation:rule="!has(self.annotations) || self.annotations.all(k, !k.startsWith('iam.mobilenexthq.com/'))",message="secretTemplate.annotations may not set keys under iam.mobilenexthq.com/: the operator owns them"
+type SecretTemplate struct {
+	// labels added to the Secret.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// annotations added to the Secret.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Rotation configures how keys are replaced.
+// +kubebuilder:validation:XValidation:rule="!has(self.every) || !self.every.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.every) >= duration('10s')",message="rotation.every must be at least 10s"
+// +kubebuilder:validation:XValidation:rule="!has(self.retireWhenUnusedFor) || !self.retireWhenUnusedFor.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.retireWhenUnusedFor) >= duration('1s')",message="rotation.retireWhenUnusedFor must be at least 1s"
+type Rotation struct {
+	// every rotates the key on a schedule, counted from the current key's
+	// creation (a Go duration such as 720h). Absent, keys rotate only on demand.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	Every string `json:"every,omitempty"`
+
+	// gracePeriod is the longest the previous key lives after the Secret
+	// switched to a new one, whatever replaced it (schedule, annotation, name
+	// change, drift repair). Defaults to 10m; 0s deletes it at once.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	GracePeriod string `json:"gracePeriod,omitempty"`
+
+	// retireWhenUnusedFor deletes the previous key before its grace period
+	// ends once its lastUsedAt has not moved for this long, so idle keys go
+	// early while keys still in use keep working until gracePeriod.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +optional
+	RetireWhenUnusedFor string `json:"retireWhenUnusedFor,omitempty"`
+}
+
+// RolloutRestartTarget is a workload restarted after its Secret gets a new key.
+type RolloutRestartTarget struct {
+	// kind of the workload.
+	// +kubebuilder:validation:Enum=Deployment;StatefulSet;DaemonSet
+	Kind string `json:"kind"`
+
+	// name of the workload, in the ApiKey's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+}
+
+// ApiKeySpec is the desired state of an ApiKey.
+type ApiKeySpec struct {
+	// connectionRef names the connection that creates and deletes the key.
+	// Defaults to the ClusterConnection named "default".
+	// +kubebuilder:default={kind: ClusterConnection, name: default}
+	// +optional
+	ConnectionRef ConnectionReference `json:"connectionRef,omitzero"`
+
+	// name is the label of the remote key, as shown in the Mobile Next web UI.
+	// Defaults to "<namespace>/<metadata.name>". Changing it rotates the key.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=200
+	// +kubebuilder:validation:XValidation:rule="!self.contains('[k8s-')",message="name may not contain '[k8s-': the operator uses that marker to track create attempts"
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// secretName is the Secret, in the ApiKey's namespace, that receives the
+	// key. Defaults to the ApiKey's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// secretKey is the data key of the Secret that holds the key.
+	// +kubebuilder:default=apiKey
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	SecretKey string `json:"secretKey,omitempty"`
+
+	// secretTemplate holds labels and annotations put on the Secret.
+	// +optional
+	SecretTemplate *SecretTemplate `json:"secretTemplate,omitempty"`
+
+	// deletionPolicy: Delete removes the remote keys with the ApiKey; Orphan
+	// leaves them in the organization.
+	// +kubebuilder:default=Delete
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// rotation configures scheduled rotation and how long a replaced key lives.
+	// +optional
+	Rotation *Rotation `json:"rotation,omitempty"`
+
+	// rolloutRestartTargets are restarted (as by kubectl rollout restart)
+	// after the Secret gets a new key.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +optional
+	RolloutRestartTargets []RolloutRestartTarget `json:"rolloutRestartTargets,omitempty"`
+}
+
+// PreviousKey is a replaced key kept alive for its grace period.
+type PreviousKey struct {
+	// keyId of the remote key.
+	KeyID string `json:"keyId"`
+	// apiKeySuffix of the remote key.
+	// +optional
+	APIKeySuffix string `json:"apiKeySuffix,omitempty"`
+	// replacedAt is when the Secret switched away from this key.
+	ReplacedAt metav1.Time `json:"replacedAt"`
+	// deleteAfter is when the key is deleted at the latest.
+	DeleteAfter metav1.Time `json:"deleteAfter"`
+	// lastUsedAt as last listed by the API.
+	// +optional
+	LastUsedAt *metav1.Time `json:"lastUsedAt,omitempty"`
+	// lastUsedChangedAt is when lastUsedAt was last seen to move (or
+	// replacedAt); retireWhenUnusedFor counts from it.
+	// +optional
+	LastUsedChangedAt *metav1.Time `json:"lastUsedChangedAt,omitempty"`
+}
+
+// CreateAttempt records a create that may have reached the API without its
+// answer being stored. It is written (conflict-checked) before every POST and
+// its id is part of the remote key's name, so that after a crash or a lost
+// response the keys it made can be found and deleted: their secret was never
+// stored anywhere.
+type CreateAttempt struct {
+	// id is the marker put in the remote key's name as "[k8s-<id>]".
+	ID string `json:"id"`
+	// name is the full remote name used for the attempt.
+	Name string `json:"name"`
+	// startedAt is when the attempt was recorded.
+	StartedAt metav1.Time `json:"startedAt"`
+	// reason the key is being created: Create, or what replaces the key.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// rotateRequest is the value of the rotate annotation this attempt answers.
+	// +optional
+	RotateRequest string `json:"rotateRequest,omitempty"`
+}
+
+// ApiKeyStatus is the observed state of an ApiKey.
 type ApiKeyStatus struct {
-	// INSERT ADDITIONAL STATUS FIELD - define observed state of cluster
-	// Important: Run "make" to regenerate code after modifying this file
+	// observedGeneration is the generation the status was computed for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// For Kubernetes API conventions, see:
-	// https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#typical-status-properties
-
-	// conditions represent the current state of the ApiKey resource.
-	// Each condition has a unique type and reflects the status of a specific aspect of the resource.
-	//
-	// Standard condition types include:
-	// - "Available": the resource is fully functional
-	// - "Progressing": the resource is being created or updated
-	// - "Degraded": the resource failed to reach or maintain its desired state
-	//
-	// The status of each condition is one of True, False, or Unknown.
+	// conditions: Ready (the Secret holds a key the API still lists) and
+	// Synced (the last reconcile reached the API without error).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// keyId of the current remote key.
+	// +optional
+	KeyID string `json:"keyId,omitempty"`
+
+	// apiKeySuffix of the current key: the end of the secret, safe to show.
+	// +optional
+	APIKeySuffix string `json:"apiKeySuffix,omitempty"`
+
+	// keyName is the remote name of the current key.
+	// +optional
+	KeyName string `json:"keyName,omitempty"`
+
+	// createdAt of the current key.
+	// +optional
+	CreatedAt *metav1.Time `json:"createdAt,omitempty"`
+
+	// lastUsedAt of the current key, from the periodic list call.
+	// +optional
+	LastUsedAt *metav1.Time `json:"lastUsedAt,omitempty"`
+
+	// secretName is the Secret that holds the current key.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// secretKey is the data key that holds the current key.
+	// +optional
+	SecretKey string `json:"secretKey,omitempty"`
+
+	// connection the current key was created through, as Kind/name.
+	// +optional
+	Connection string `json:"connection,omitempty"`
+
+	// lastRotationTime is when the Secret last switched to a new key.
+	// +optional
+	LastRotationTime *metav1.Time `json:"lastRotationTime,omitempty"`
+
+	// nextRotationTime is when the schedule rotates the key next.
+	// +optional
+	NextRotationTime *metav1.Time `json:"nextRotationTime,omitempty"`
+
+	// previousKeys are replaced keys still alive, each with its deadline.
+	// +listType=map
+	// +listMapKey=keyId
+	// +optional
+	PreviousKeys []PreviousKey `json:"previousKeys,omitempty"`
+
+	// pendingCreate is the create in flight; see CreateAttempt.
+	// +optional
+	PendingCreate *CreateAttempt `json:"pendingCreate,omitempty"`
+
+	// handledRotateRequest is the last value of the rotate annotation acted on.
+	// +optional
+	HandledRotateRequest string `json:"handledRotateRequest,omitempty"`
 }
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:resource:categories=mobilenext,shortName=apik
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Suffix",type=string,JSONPath=`.status.apiKeySuffix`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
+// +kubebuilder:printcolumn:name="Last Used",type=date,JSONPath=`.status.lastUsedAt`
+// +kubebuilder:printcolumn:name="Next Rotation",type=date,JSONPath=`.status.nextRotationTime`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
-// ApiKey is the Schema for the apikeys API
+// ApiKey is an API key of the Mobile Next API whose secret is kept in a Secret.
 type ApiKey struct {
 	metav1.TypeMeta `json:",inline"`
 
@@ -81,7 +310,7 @@ type ApiKey struct {
 
 // +kubebuilder:object:root=true
 
-// ApiKeyList contains a list of ApiKey
+// ApiKeyList contains a list of ApiKey.
 type ApiKeyList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitzero"`

@@ -1,5 +1,5 @@
 /*
-Copyright 2026.
+Copyright 2026 The apikey-operator Authors.
 
 Licensed under the Apache License, Version 2.0 (the "License");
 you may not use this file except in compliance with the License.
@@ -13,7 +13,6 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
-
 package v1alpha1
 
 import (
@@ -21,49 +20,30 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// EDIT THIS FILE!  THIS IS SCAFFOLDING FOR YOU TO OWN!
-// NOTE: json tags are required.  Any new fields you add must have json tags for the fields to be serialized.
-
-// ClusterConnectionSpec defines the desired state of ClusterConnection
+// ClusterConnectionSpec is the desired state of a ClusterConnection.
+// +kubebuilder:validation:XValidation:rule="has(self.credentialsSecretRef.__namespace__)",message="credentialsSecretRef.namespace is required on a ClusterConnection: it is cluster-scoped and must say where its Secret lives"
 type ClusterConnectionSpec struct {
-	// INSERT ADDITIONAL SPEC FIELDS - desired state of cluster
-	// Important: Run "make" to regenerate code after modifying this file
-	// The following markers will use OpenAPI v3 schema to validate the value
-	// More info: https://book.kubebuilder.io/reference/markers/crd-validation.html
+	ConnectionParameters `json:",inline"`
 
-	// foo is an example field of ClusterConnection. Edit clusterconnection_types.go to remove/update
+	// namespaceSelector selects the namespaces whose ApiKeys may use this
+	// ClusterConnection. Absent, every namespace may; an empty selector ({})
+	// also selects every namespace.
 	// +optional
-	Foo *string `json:"foo,omitempty"`
-}
-
-// ClusterConnectionStatus defines the observed state of ClusterConnection.
-type ClusterConnectionStatus struct {
-	// INSERT ADDITIONAL STATUS FIELD - define observed state of cluster
-	// Important: Run "make" to regenerate code after modifying this file
-
-	// For Kubernetes API conventions, see:
-	// https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#typical-status-properties
-
-	// conditions represent the current state of the ClusterConnection resource.
-	// Each condition has a unique type and reflects the status of a specific aspect of the resource.
-	//
-	// Standard condition types include:
-	// - "Available": the resource is fully functional
-	// - "Progressing": the resource is being created or updated
-	// - "Degraded": the resource failed to reach or maintain its desired state
-	//
-	// The status of each condition is one of True, False, or Unknown.
-	// +listType=map
-	// +listMapKey=type
-	// +optional
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 }
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster
+// +kubebuilder:resource:scope=Cluster,categories=mobilenext,shortName=mncconn
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Organization",type=string,JSONPath=`.spec.organizationId`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.credentialsExpireAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
-// ClusterConnection is the Schema for the clusterconnections API
+// ClusterConnection is a cluster-wide set of credentials for the Mobile Next
+// API, usable by the ApiKeys of the namespaces its namespaceSelector admits.
+// An ApiKey that names no connection uses the ClusterConnection "default".
 type ClusterConnection struct {
 	metav1.TypeMeta `json:",inline"`
 
@@ -77,12 +57,12 @@ type ClusterConnection struct {
 
 	// status defines the observed state of ClusterConnection
 	// +optional
-	Status ClusterConnectionStatus `json:"status,omitzero"`
+	Status ConnectionStatus `json:"status,omitzero"`
 }
 
 // +kubebuilder:object:root=true
 
-// ClusterConnectionList contains a list of ClusterConnection
+// ClusterConnectionList contains a list of ClusterConnection.
 type ClusterConnectionList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitzero"`

@@ -1,5 +1,5 @@
 /*
-Copyright 2026.
+Copyright 2026 The apikey-operator Authors.
 
 Licensed under the Apache License, Version 2.0 (the "License");
 you may not use this file except in compliance with the License.
@@ -13,7 +13,6 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
-
 package v1alpha1
 
 import (
@@ -21,48 +20,23 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// EDIT THIS FILE!  THIS IS SCAFFOLDING FOR YOU TO OWN!
-// NOTE: json tags are required.  Any new fields you add must have json tags for the fields to be serialized.
-
-// ConnectionSpec defines the desired state of Connection
+// ConnectionSpec is the desired state of a Connection.
+// +kubebuilder:validation:XValidation:rule="!has(self.credentialsSecretRef.__namespace__)",message="credentialsSecretRef.namespace is not allowed on a Connection: its Secret is always read from the Connection's own namespace (use a ClusterConnection to point elsewhere)"
 type ConnectionSpec struct {
-	// INSERT ADDITIONAL SPEC FIELDS - desired state of cluster
-	// Important: Run "make" to regenerate code after modifying this file
-	// The following markers will use OpenAPI v3 schema to validate the value
-	// More info: https://book.kubebuilder.io/reference/markers/crd-validation.html
-
-	// foo is an example field of Connection. Edit connection_types.go to remove/update
-	// +optional
-	Foo *string `json:"foo,omitempty"`
-}
-
-// ConnectionStatus defines the observed state of Connection.
-type ConnectionStatus struct {
-	// INSERT ADDITIONAL STATUS FIELD - define observed state of cluster
-	// Important: Run "make" to regenerate code after modifying this file
-
-	// For Kubernetes API conventions, see:
-	// https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#typical-status-properties
-
-	// conditions represent the current state of the Connection resource.
-	// Each condition has a unique type and reflects the status of a specific aspect of the resource.
-	//
-	// Standard condition types include:
-	// - "Available": the resource is fully functional
-	// - "Progressing": the resource is being created or updated
-	// - "Degraded": the resource failed to reach or maintain its desired state
-	//
-	// The status of each condition is one of True, False, or Unknown.
-	// +listType=map
-	// +listMapKey=type
-	// +optional
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	ConnectionParameters `json:",inline"`
 }
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:resource:categories=mobilenext,shortName=mnconn
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Organization",type=string,JSONPath=`.spec.organizationId`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.credentialsExpireAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
-// Connection is the Schema for the connections API
+// Connection is a namespaced set of credentials for the Mobile Next API.
+// ApiKeys may only use a Connection of their own namespace.
 type Connection struct {
 	metav1.TypeMeta `json:",inline"`
 
@@ -81,7 +55,7 @@ type Connection struct {
 
 // +kubebuilder:object:root=true
 
-// ConnectionList contains a list of Connection
+// ConnectionList contains a list of Connection.
 type ConnectionList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitzero"`

@@ -1,5 +1,5 @@
 /*
-Copyright 2026.
+Copyright 2026 The apikey-operator Authors.
 
 Licensed under the Apache License, Version 2.0 (the "License");
 you may not use this file except in compliance with the License.
@@ -13,51 +13,435 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
-
 package controller
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	ctrl "sigs.k8s.io/controller-runtime"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
+	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
 
-// ApiKeyReconciler reconciles a ApiKey object
-type ApiKeyReconciler struct {
-	client.Client
-	Scheme *runtime.Scheme
+// connectionRefIndex indexes ApiKeys by the connection they use.
+const connectionRefIndex = ".spec.connectionRef"
+
+// ApiKeyOptions configure the ApiKey reconciler.
+type ApiKeyOptions struct {
+	// SyncPeriod is how often each ApiKey is compared with the shared listing.
+	SyncPeriod time.Duration
+	// Now is the clock; time.Now by default.
+	Now func() time.Time
+	// BeforeSecretWrite, when set, runs between a successful create and the
+	// Secret write. Tests use it to stop a reconcile at the worst moment, as
+	// a crash would: an error aborts the reconcile there and then.
+	BeforeSecretWrite func(ctx context.Context, key *iamv1alpha1.ApiKey) error
 }
 
-// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=apikeys,verbs=get;list;watch;create;update;patch;delete
+// ApiKeyReconciler keeps a remote key and its Secret in line with an ApiKey.
+type ApiKeyReconciler struct {
+	client.Client
+	// APIReader reads without the cache: to confirm a Secret is really gone
+	// before acting on it, and to see Secrets the cache does not hold.
+	APIReader   client.Reader
+	Recorder    recorder.EventRecorder
+	Connections *Connections
+	Options     ApiKeyOptions
+}
+
+// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=apikeys,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=apikeys/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=apikeys/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
 
-// Reconcile is part of the main kubernetes reconciliation loop which aims to
-// move the current state of the cluster closer to the desired state.
-// TODO(user): Modify the Reconcile function to compare the state specified by
-// the ApiKey object against the actual cluster state, and then
-// perform operations to make the cluster state reflect the state specified by
-// the user.
-//
-// For more details, check Reconcile and its Result here:
-// - https://pkg.go.dev/sigs.k8s.io/controller-runtime@v0.25.0/pkg/reconcile
-func (r *ApiKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	_ = logf.FromContext(ctx)
+// Reconcile reads top-down: get, deleting?, finalizer, connection, recover an
+// interrupted create, then create / repair / rotate, retire old keys, and
+// write status once at the end.
+func (r *ApiKeyReconciler) Reconcile(ctx context.Context, req reconcile.Request) (result reconcile.Result, err error) {
+	key := &iamv1alpha1.ApiKey{}
+	if err := r.Get(ctx, req.NamespacedName, key); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("apikey", req.NamespacedName.String()))
+	rc := &reconcileContext{r: r, key: key, baseline: key.Status.DeepCopy(), readyBefore: readyReason(key), now: r.now()}
+	defer func() {
+		if serr := rc.commitStatus(ctx); serr != nil && err == nil {
+			if apierrors.IsConflict(serr) {
+				result = reconcile.Result{RequeueAfter: time.Second}
+				return
+			}
+			err = serr
+		}
+	}()
 
-	// TODO(user): your logic here
+	if !key.DeletionTimestamp.IsZero() {
+		return rc.finalize(ctx)
+	}
+	if controllerutil.AddFinalizer(key, iamv1alpha1.Finalizer) {
+		status := key.Status.DeepCopy()
+		if err := r.Update(ctx, key); err != nil {
+			return reconcile.Result{}, client.IgnoreNotFound(err)
+		}
+		key.Status = *status
+	}
+	if key.Annotations[iamv1alpha1.PausedAnnotation] == "true" {
+		setReady(key, false, iamv1alpha1.ReasonPaused, "paused by the "+iamv1alpha1.PausedAnnotation+" annotation: no remote calls are made until it is removed")
+		return reconcile.Result{}, nil
+	}
+	return rc.sync(ctx)
+}
 
-	return ctrl.Result{}, nil
+func (r *ApiKeyReconciler) now() time.Time {
+	if r.Options.Now != nil {
+		return r.Options.Now()
+	}
+	return time.Now()
+}
+
+func (r *ApiKeyReconciler) syncPeriod() time.Duration {
+	if r.Options.SyncPeriod > 0 {
+		return r.Options.SyncPeriod
+	}
+	return 10 * time.Minute
+}
+
+// reconcileContext carries one reconcile of one ApiKey.
+type reconcileContext struct {
+	r           *ApiKeyReconciler
+	key         *iamv1alpha1.ApiKey
+	baseline    *iamv1alpha1.ApiKeyStatus
+	readyBefore string
+	now         time.Time
+
+	conn ConnectionKey
+	inv  *Inventory
+}
+
+// commitStatus writes the status if it changed since it was read or last
+// written. The write is conflict-checked: status carries the create protocol,
+// and a stale write could lose a key id.
+func (rc *reconcileContext) commitStatus(ctx context.Context) error {
+	rc.key.Status.ObservedGeneration = rc.key.Generation
+	if equality.Semantic.DeepEqual(*rc.baseline, rc.key.Status) {
+		return nil
+	}
+	if err := rc.r.Status().Update(ctx, rc.key); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	rc.baseline = rc.key.Status.DeepCopy()
+	return nil
+}
+
+// event records an event about the ApiKey.
+func (rc *reconcileContext) event(eventType, reason, action, format string, args ...any) {
+	if rc.r.Recorder == nil {
+		return
+	}
+	rc.r.Recorder.Eventf(rc.key, nil, eventType, reason, action, format, args...)
+}
+
+// fail sets Ready=False with a reason and records a warning event when the
+// reason is new, so a failure that persists is reported once, not per poll.
+func (rc *reconcileContext) fail(reason, message string) {
+	setReady(rc.key, false, reason, message)
+	if rc.readyBefore != reason {
+		rc.event(corev1.EventTypeWarning, reason, "Reconcile", "%s", message)
+		rc.readyBefore = reason
+	}
+}
+
+// sync brings a live ApiKey in line.
+func (rc *reconcileContext) sync(ctx context.Context) (reconcile.Result, error) {
+	key := rc.key
+	if res, ok := rc.resolveConnection(ctx); !ok {
+		return res, nil
+	}
+	if wait := rc.inv.ThrottledFor(); wait > 0 {
+		setSynced(key, false, "Throttled", fmt.Sprintf("the API asked to slow down; next call in %s", wait.Round(time.Second)))
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
+	if key.Status.PendingCreate != nil {
+		if err := rc.recoverCreate(ctx); err != nil {
+			return rc.remoteError(ctx, "recover an interrupted create", err)
+		}
+	}
+
+	secret, err := rc.r.getSecret(ctx, key.Namespace, desiredSecretName(key))
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if secret != nil && !metav1.IsControlledBy(secret, key) {
+		rc.fail(iamv1alpha1.ReasonSecretConflict, fmt.Sprintf("Secret %s already exists and is not managed by this ApiKey: it is left untouched; delete it or choose another spec.secretName", secret.Name))
+		return reconcile.Result{RequeueAfter: time.Minute}, nil
+	}
+	if isTerminal(key) {
+		// The API refused this spec; retrying before it changes would only
+		// be refused again.
+		return reconcile.Result{}, nil
+	}
+
+	var listing *Listing
+	if key.Status.KeyID != "" {
+		l, err := rc.inv.Get(ctx)
+		if err != nil {
+			return rc.remoteError(ctx, "list keys", err)
+		}
+		listing = &l
+	}
+
+	if listing != nil {
+		rc.observe(*listing)
+	}
+	trigger, err := rc.replacementTrigger(ctx, secret, listing)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if trigger != "" {
+		if err := rc.replaceKey(ctx, trigger, secret); err != nil {
+			return rc.remoteError(ctx, "create key", err)
+		}
+		if key.Status.PendingCreate != nil || key.Status.KeyID == "" {
+			// Stopped before completion on purpose (a refused create); the
+			// condition says why.
+			return rc.requeueAfterFailure(), nil
+		}
+	} else {
+		moved, err := rc.moveSecretIfNeeded(ctx, secret)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		if !moved {
+			if err := rc.r.ensureSecretMetadata(ctx, key, secret); err != nil {
+				return reconcile.Result{}, err
+			}
+		}
+	}
+	if err := rc.retirePreviousKeys(ctx); err != nil {
+		return rc.remoteError(ctx, "delete a previous key", err)
+	}
+	restartProblem := rc.restartTargets(ctx)
+
+	message := fmt.Sprintf("Secret %s holds key %s", key.Status.SecretName, key.Status.KeyID)
+	if restartProblem != "" {
+		message += "; " + restartProblem
+	}
+	setReady(key, true, iamv1alpha1.ReasonKeyReady, message)
+	rc.readyBefore = iamv1alpha1.ReasonKeyReady
+	setSynced(key, true, iamv1alpha1.ReasonReconcileSuccess, "the last reconcile reached the API without error")
+	return reconcile.Result{RequeueAfter: rc.nextCheck()}, nil
+}
+
+// isTerminal reports whether the API refused the current spec with a 400.
+func isTerminal(key *iamv1alpha1.ApiKey) bool {
+	c := meta.FindStatusCondition(key.Status.Conditions, iamv1alpha1.ConditionReady)
+	return c != nil && c.Reason == iamv1alpha1.ReasonInvalidSpec && c.ObservedGeneration == key.Generation
+}
+
+// requeueAfterFailure waits long enough not to spin after a refused create.
+func (rc *reconcileContext) requeueAfterFailure() reconcile.Result {
+	if isTerminal(rc.key) {
+		return reconcile.Result{}
+	}
+	return reconcile.Result{RequeueAfter: rc.r.syncPeriod()}
+}
+
+// nextCheck is when this ApiKey needs looking at again: the sync period
+// (with jitter, so many ApiKeys do not wake together), or sooner for a
+// rotation or a previous key's deadline.
+func (rc *reconcileContext) nextCheck() time.Duration {
+	period := rc.r.syncPeriod()
+	next := period + time.Duration(rand.Int64N(int64(period/10)+1))
+	consider := func(t *metav1.Time) {
+		if t == nil {
+			return
+		}
+		if d := t.Sub(rc.now) + 100*time.Millisecond; d < next {
+			next = max(d, 100*time.Millisecond)
+		}
+	}
+	consider(rc.key.Status.NextRotationTime)
+	for _, p := range rc.key.Status.PreviousKeys {
+		consider(&p.DeleteAfter)
+		if d := retireWhenUnusedFor(rc.key); d > 0 && p.LastUsedChangedAt != nil {
+			t := metav1.NewTime(p.LastUsedChangedAt.Add(d))
+			consider(&t)
+		}
+	}
+	return next
+}
+
+// resolveConnection finds the connection the ApiKey may use; false means the
+// ApiKey must wait for it, with the condition saying why.
+func (rc *reconcileContext) resolveConnection(ctx context.Context) (reconcile.Result, bool) {
+	key := rc.key
+	rc.conn = connectionKeyFor(key)
+	wait := reconcile.Result{RequeueAfter: time.Minute}
+	if rc.conn.Kind == iamv1alpha1.ClusterConnectionKind {
+		var cc iamv1alpha1.ClusterConnection
+		if err := rc.r.Get(ctx, types.NamespacedName{Name: rc.conn.Name}, &cc); err != nil {
+			if apierrors.IsNotFound(err) {
+				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("ClusterConnection %s not found", rc.conn.Name))
+			} else {
+				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("ClusterConnection %s: %v", rc.conn.Name, err))
+			}
+			return wait, false
+		}
+		if sel := cc.Spec.NamespaceSelector; sel != nil {
+			selector, err := metav1.LabelSelectorAsSelector(sel)
+			if err != nil {
+				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("ClusterConnection %s has an invalid namespaceSelector: %v", cc.Name, err))
+				return wait, false
+			}
+			var ns corev1.Namespace
+			if err := rc.r.Get(ctx, types.NamespacedName{Name: key.Namespace}, &ns); err != nil {
+				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("cannot read namespace %s: %v", key.Namespace, err))
+				return wait, false
+			}
+			if !selector.Matches(labels.Set(ns.Labels)) {
+				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("ClusterConnection %s does not admit namespace %s: its namespaceSelector does not match the namespace's labels", cc.Name, key.Namespace))
+				return wait, false
+			}
+		}
+	} else {
+		var c iamv1alpha1.Connection
+		if err := rc.r.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: rc.conn.Name}, &c); err != nil {
+			if apierrors.IsNotFound(err) {
+				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("Connection %s not found in namespace %s", rc.conn.Name, key.Namespace))
+			} else {
+				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("Connection %s: %v", rc.conn.Name, err))
+			}
+			return wait, false
+		}
+	}
+	state, ok := rc.r.Connections.Get(rc.conn)
+	if !ok {
+		rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("%s has not been checked yet", rc.conn))
+		return reconcile.Result{RequeueAfter: 2 * time.Second}, false
+	}
+	if !state.Ready || state.Inventory == nil {
+		rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("%s is not ready (%s): %s", rc.conn, state.Reason, state.Message))
+		return wait, false
+	}
+	rc.inv = state.Inventory
+	return reconcile.Result{}, true
+}
+
+// remoteError turns a failed API call into conditions and a retry plan; it
+// is the one place the reconciler decides how to retry.
+func (rc *reconcileContext) remoteError(ctx context.Context, what string, err error) (reconcile.Result, error) {
+	key := rc.key
+	if rc.inv != nil {
+		rc.inv.NoteError(err)
+	}
+	msg := fmt.Sprintf("%s: %v", what, err)
+	setSynced(key, false, iamv1alpha1.ReasonReconcileError, msg)
+	var throttled *throttledError
+	switch {
+	case errors.As(err, &throttled):
+		return reconcile.Result{RequeueAfter: throttled.wait}, nil
+	case mobilenext.IsThrottled(err):
+		wait := rc.inv.ThrottledFor()
+		return reconcile.Result{RequeueAfter: max(wait, time.Second)}, nil
+	case mobilenext.IsUnauthorized(err):
+		rc.r.Connections.ReportUnauthorized(rc.conn, msg)
+		rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("%s: the API refused the session token of %s", what, rc.conn))
+		return reconcile.Result{RequeueAfter: time.Minute}, nil
+	case mobilenext.IsForbidden(err):
+		rc.fail(iamv1alpha1.ReasonForbidden, fmt.Sprintf("%s: %v; check the role of the user behind %s", what, err, rc.conn))
+		return reconcile.Result{RequeueAfter: rc.r.syncPeriod()}, nil
+	case mobilenext.IsBadRequest(err):
+		rc.fail(iamv1alpha1.ReasonInvalidSpec, fmt.Sprintf("%s: the API refused the request (%v); fix the ApiKey spec", what, err))
+		return reconcile.Result{}, nil
+	default:
+		if key.Status.KeyID == "" || readyReason(key) != iamv1alpha1.ReasonKeyReady {
+			rc.fail(iamv1alpha1.ReasonRemoteError, msg)
+		}
+		logf.FromContext(ctx).Info("remote call failed; backing off", "call", what, "error", err.Error())
+		// Returning the error hands the retry to the controller's
+		// exponential backoff.
+		return reconcile.Result{}, fmt.Errorf("%s", msg)
+	}
 }
 
 // SetupWithManager sets up the controller with the Manager.
-func (r *ApiKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&iamv1alpha1.ApiKey{}).
+func (r *ApiKeyReconciler) SetupWithManager(mgr manager.Manager) error {
+	ctx := context.Background()
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &iamv1alpha1.ApiKey{}, connectionRefIndex, func(o client.Object) []string {
+		return []string{connectionKeyFor(o.(*iamv1alpha1.ApiKey)).String()}
+	}); err != nil {
+		return fmt.Errorf("index ApiKeys by connection: %w", err)
+	}
+	byConnection := func(kind string) handler.EventHandler {
+		return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			ck := ConnectionKey{Kind: kind, Namespace: o.GetNamespace(), Name: o.GetName()}
+			var list iamv1alpha1.ApiKeyList
+			if err := r.List(ctx, &list, client.MatchingFields{connectionRefIndex: ck.String()}); err != nil {
+				return nil
+			}
+			reqs := make([]reconcile.Request, 0, len(list.Items))
+			for _, k := range list.Items {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&k)})
+			}
+			return reqs
+		})
+	}
+	// ApiKeys care about a connection's readiness, not about every status
+	// write (lastCheckedTime moves each sync period).
+	readinessChanged := predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return readyOf(e.ObjectOld) != readyOf(e.ObjectNew) || e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration()
+		},
+	}
+	return builder.ControllerManagedBy(mgr).
+		For(&iamv1alpha1.ApiKey{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}).
+		Watches(&iamv1alpha1.Connection{}, byConnection(iamv1alpha1.ConnectionKind), builder.WithPredicates(readinessChanged)).
+		Watches(&iamv1alpha1.ClusterConnection{}, byConnection(iamv1alpha1.ClusterConnectionKind), builder.WithPredicates(readinessChanged)).
+		WithOptions(controller.Options{
+			// Failures back off from 1s to 5m: no error path spins the API.
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute),
+		}).
 		Named("apikey").
 		Complete(r)
+}
+
+// readyOf summarises a connection's Ready condition for change detection.
+func readyOf(o client.Object) string {
+	var conds []metav1.Condition
+	switch c := o.(type) {
+	case *iamv1alpha1.Connection:
+		conds = c.Status.Conditions
+	case *iamv1alpha1.ClusterConnection:
+		conds = c.Status.Conditions
+	}
+	if c := meta.FindStatusCondition(conds, iamv1alpha1.ConditionReady); c != nil {
+		return string(c.Status) + "/" + c.Reason
+	}
+	return ""
 }

@@ -1,5 +1,5 @@
 /*
-Copyright 2026.
+Copyright 2026 The apikey-operator Authors.
 
 Licensed under the Apache License, Version 2.0 (the "License");
 you may not use this file except in compliance with the License.
@@ -13,51 +13,277 @@ WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 See the License for the specific language governing permissions and
 limitations under the License.
 */
-
 package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
+	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
 
-// ConnectionReconciler reconciles a Connection object
-type ConnectionReconciler struct {
-	client.Client
-	Scheme *runtime.Scheme
+// ConnectionOptions are the settings shared by both connection reconcilers.
+type ConnectionOptions struct {
+	// SyncPeriod is how often each connection's keys are listed.
+	SyncPeriod time.Duration
+	// CredentialsPollInterval is how often the credentials Secret is read
+	// again, so a new token is picked up without a restart. The Secret is read
+	// directly rather than watched: watching would cache every Secret of the
+	// cluster.
+	CredentialsPollInterval time.Duration
+	// NewClient builds the API client; NewMobileNextClient by default.
+	NewClient ClientFactory
+	// Now is the clock; time.Now by default.
+	Now func() time.Time
 }
 
-// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections/finalizers,verbs=update
+func (o ConnectionOptions) withDefaults() ConnectionOptions {
+	if o.SyncPeriod <= 0 {
+		o.SyncPeriod = 10 * time.Minute
+	}
+	if o.CredentialsPollInterval <= 0 {
+		o.CredentialsPollInterval = time.Minute
+	}
+	if o.NewClient == nil {
+		o.NewClient = NewMobileNextClient
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
 
-// Reconcile is part of the main kubernetes reconciliation loop which aims to
-// move the current state of the cluster closer to the desired state.
-// TODO(user): Modify the Reconcile function to compare the state specified by
-// the Connection object against the actual cluster state, and then
-// perform operations to make the cluster state reflect the state specified by
-// the user.
-//
-// For more details, check Reconcile and its Result here:
-// - https://pkg.go.dev/sigs.k8s.io/controller-runtime@v0.25.0/pkg/reconcile
+// connectionChecker holds what both connection kinds share: reading the
+// token, checking it with one list call, and the status it leads to.
+type connectionChecker struct {
+	client.Client
+	// APIReader reads credentials Secrets without caching them.
+	APIReader   client.Reader
+	Connections *Connections
+	Options     ConnectionOptions
+}
+
+// check computes the state of a connection and fills its status.
+func (c *connectionChecker) check(ctx context.Context, key ConnectionKey, generation int64, params iamv1alpha1.ConnectionParameters, secretNamespace string, status *iamv1alpha1.ConnectionStatus) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	opts := c.Options.withDefaults()
+	now := opts.Now()
+	status.ObservedGeneration = generation
+	requeue := ctrl.Result{RequeueAfter: opts.CredentialsPollInterval}
+
+	notReady := func(reason, message string) (ctrl.Result, error) {
+		setCondition(status, generation, iamv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
+		prev, _ := c.Connections.Get(key)
+		c.Connections.set(key, ConnectionState{Reason: reason, Message: message, Inventory: prev.Inventory, fingerprint: prev.fingerprint})
+		return requeue, nil
+	}
+
+	secretKey := params.CredentialsSecretRef.Key
+	if secretKey == "" {
+		secretKey = "token"
+	}
+	var secret corev1.Secret
+	ref := types.NamespacedName{Namespace: secretNamespace, Name: params.CredentialsSecretRef.Name}
+	if err := c.APIReader.Get(ctx, ref, &secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			status.CredentialsExpireAt = nil
+			return notReady(iamv1alpha1.ReasonSecretNotFound, fmt.Sprintf("Secret %s not found: create it with the session token from 'mobilecli auth token' under the key %q", ref, secretKey))
+		}
+		return ctrl.Result{}, fmt.Errorf("read credentials Secret %s: %w", ref, err)
+	}
+	raw, ok := secret.Data[secretKey]
+	if !ok || len(strings.TrimSpace(string(raw))) == 0 {
+		status.CredentialsExpireAt = nil
+		return notReady(iamv1alpha1.ReasonSecretNotFound, fmt.Sprintf("Secret %s has no key %q holding the session token", ref, secretKey))
+	}
+	token := mobilenext.NewToken(strings.TrimSpace(string(raw)))
+	if token.IsAPIKey() {
+		status.CredentialsExpireAt = nil
+		return notReady(iamv1alpha1.ReasonNotASessionToken, fmt.Sprintf("Secret %s key %q holds an API key (mob_...), which the API refuses for managing keys: store an interactive session token from 'mobilecli auth token' instead", ref, secretKey))
+	}
+	exp, err := token.ExpiresAt()
+	if err != nil {
+		status.CredentialsExpireAt = nil
+		return notReady(iamv1alpha1.ReasonInvalidToken, fmt.Sprintf("Secret %s key %q does not hold a session token (a JWT with an exp claim): %v", ref, secretKey, err))
+	}
+	status.CredentialsExpireAt = &metav1.Time{Time: exp}
+	if !exp.After(now) {
+		return notReady(iamv1alpha1.ReasonExpired, fmt.Sprintf("the session token in Secret %s expired at %s: run 'mobilecli auth login' and store a new 'mobilecli auth token'", ref, exp.UTC().Format(time.RFC3339)))
+	}
+	if until := exp.Sub(now); until < requeue.RequeueAfter {
+		requeue.RequeueAfter = until + time.Second
+	}
+
+	url := params.URL
+	if url == "" {
+		url = mobilenext.DefaultURL
+	}
+	sum := sha256.Sum256([]byte(url + "\x00" + params.OrganizationID + "\x00" + token.Reveal()))
+	fingerprint := hex.EncodeToString(sum[:])
+
+	prev, known := c.Connections.Get(key)
+	inv := prev.Inventory
+	fresh := false
+	if !known || inv == nil || prev.fingerprint != fingerprint {
+		svc, err := opts.NewClient(mobilenext.Config{URL: url, Token: token, OrganizationID: params.OrganizationID})
+		if err != nil {
+			return notReady(iamv1alpha1.ReasonUnreachable, fmt.Sprintf("cannot use url %q: %v", url, err))
+		}
+		inv = NewInventory(svc, opts.SyncPeriod, opts.Now)
+		fresh = true
+		log.Info("using new credentials", "connection", key.String(), "expiresAt", exp.UTC())
+	}
+
+	var listing Listing
+	if !fresh && !prev.Ready && prev.Reason == iamv1alpha1.ReasonUnauthorized {
+		// The API refused these credentials to an ApiKey: do not trust a
+		// listing taken before that.
+		listing, err = inv.Fresh(ctx)
+	} else {
+		listing, err = inv.Get(ctx)
+	}
+	if err != nil {
+		reason, message := classifyConnectionError(err, url)
+		setCondition(status, generation, iamv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
+		c.Connections.set(key, ConnectionState{Reason: reason, Message: message, Inventory: inv, fingerprint: fingerprint})
+		if wait := inv.ThrottledFor(); wait > 0 && wait < requeue.RequeueAfter {
+			requeue.RequeueAfter = wait
+		}
+		return requeue, nil
+	}
+	checked := metav1.Time{Time: listing.StartedAt}
+	status.LastCheckedTime = &checked
+	org := params.OrganizationID
+	if org == "" {
+		org = "the caller's default organization"
+	}
+	message := fmt.Sprintf("credentials accepted by %s for %s", url, org)
+	setCondition(status, generation, iamv1alpha1.ConditionReady, metav1.ConditionTrue, iamv1alpha1.ReasonValid, message)
+	c.Connections.set(key, ConnectionState{Ready: true, Reason: iamv1alpha1.ReasonValid, Message: message, Inventory: inv, fingerprint: fingerprint})
+	return requeue, nil
+}
+
+// classifyConnectionError turns a failed check into a Ready reason and a
+// message a person can act on.
+func classifyConnectionError(err error, url string) (string, string) {
+	switch mobilenext.Classify(err) {
+	case mobilenext.ClassUnauthorized:
+		return iamv1alpha1.ReasonUnauthorized, fmt.Sprintf("%s refused the session token (%v): log in again with 'mobilecli auth login' and store a new 'mobilecli auth token'", url, err)
+	case mobilenext.ClassForbidden:
+		return iamv1alpha1.ReasonForbidden, fmt.Sprintf("%s refused access (%v): check organizationId and that the user is a member of it", url, err)
+	default:
+		return iamv1alpha1.ReasonUnreachable, fmt.Sprintf("cannot reach %s: %v", url, err)
+	}
+}
+
+// setCondition sets a condition on a connection status.
+func setCondition(status *iamv1alpha1.ConnectionStatus, generation int64, condType string, s metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&status.Conditions, metav1.Condition{
+		Type: condType, Status: s, Reason: reason, Message: message, ObservedGeneration: generation,
+	})
+}
+
+// ConnectionReconciler checks the credentials of a namespaced Connection.
+type ConnectionReconciler struct {
+	connectionChecker
+}
+
+// NewConnectionReconciler returns a ConnectionReconciler.
+func NewConnectionReconciler(c client.Client, apiReader client.Reader, conns *Connections, opts ConnectionOptions) *ConnectionReconciler {
+	return &ConnectionReconciler{connectionChecker{Client: c, APIReader: apiReader, Connections: conns, Options: opts}}
+}
+
+// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections;clusterconnections,verbs=get;list;watch
+// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections/status;clusterconnections/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile checks a Connection's credentials and records the result.
 func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	_ = logf.FromContext(ctx)
-
-	// TODO(user): your logic here
-
-	return ctrl.Result{}, nil
+	var conn iamv1alpha1.Connection
+	if err := r.Get(ctx, req.NamespacedName, &conn); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Connections.forget(ConnectionKey{Kind: iamv1alpha1.ConnectionKind, Namespace: req.Namespace, Name: req.Name})
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	key := ConnectionKey{Kind: iamv1alpha1.ConnectionKind, Namespace: conn.Namespace, Name: conn.Name}
+	before := conn.Status.DeepCopy()
+	res, err := r.check(ctx, key, conn.Generation, conn.Spec.ConnectionParameters, conn.Namespace, &conn.Status)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !equality.Semantic.DeepEqual(*before, conn.Status) {
+		if err := r.Status().Update(ctx, &conn); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+	return res, nil
 }
 
 // SetupWithManager sets up the controller with the Manager.
 func (r *ConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&iamv1alpha1.Connection{}).
+		WatchesRawSource(source.Channel(r.Connections.recheckConnection, &handler.EnqueueRequestForObject{})).
 		Named("connection").
+		Complete(r)
+}
+
+// ClusterConnectionReconciler checks the credentials of a ClusterConnection.
+type ClusterConnectionReconciler struct {
+	connectionChecker
+}
+
+// NewClusterConnectionReconciler returns a ClusterConnectionReconciler.
+func NewClusterConnectionReconciler(c client.Client, apiReader client.Reader, conns *Connections, opts ConnectionOptions) *ClusterConnectionReconciler {
+	return &ClusterConnectionReconciler{connectionChecker{Client: c, APIReader: apiReader, Connections: conns, Options: opts}}
+}
+
+// Reconcile checks a ClusterConnection's credentials and records the result.
+func (r *ClusterConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var conn iamv1alpha1.ClusterConnection
+	if err := r.Get(ctx, req.NamespacedName, &conn); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Connections.forget(ConnectionKey{Kind: iamv1alpha1.ClusterConnectionKind, Name: req.Name})
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	key := ConnectionKey{Kind: iamv1alpha1.ClusterConnectionKind, Name: conn.Name}
+	before := conn.Status.DeepCopy()
+	res, err := r.check(ctx, key, conn.Generation, conn.Spec.ConnectionParameters, conn.Spec.CredentialsSecretRef.Namespace, &conn.Status)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !equality.Semantic.DeepEqual(*before, conn.Status) {
+		if err := r.Status().Update(ctx, &conn); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+	return res, nil
+}
+
+// SetupWithManager sets up the controller with the Manager.
+func (r *ClusterConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&iamv1alpha1.ClusterConnection{}).
+		WatchesRawSource(source.Channel(r.Connections.recheckClusterConnection, &handler.EnqueueRequestForObject{})).
+		Named("clusterconnection").
 		Complete(r)
 }

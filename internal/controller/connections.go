@@ -1,0 +1,141 @@
+/*
+Copyright 2026 The apikey-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package controller
+
+import (
+	"sync"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
+)
+
+// ConnectionKey identifies a Connection or ClusterConnection.
+type ConnectionKey struct {
+	Kind      string
+	Namespace string
+	Name      string
+}
+
+// String is Kind/name or Kind/namespace/name, as shown in status and events.
+func (k ConnectionKey) String() string {
+	if k.Namespace == "" {
+		return k.Kind + "/" + k.Name
+	}
+	return k.Kind + "/" + k.Namespace + "/" + k.Name
+}
+
+// connectionKeyFor is the connection an ApiKey refers to, defaults applied.
+func connectionKeyFor(key *iamv1alpha1.ApiKey) ConnectionKey {
+	ref := key.Spec.ConnectionRef
+	kind, name := ref.Kind, ref.Name
+	if kind == "" {
+		kind = iamv1alpha1.ClusterConnectionKind
+	}
+	if name == "" {
+		name = "default"
+	}
+	if kind == iamv1alpha1.ConnectionKind {
+		return ConnectionKey{Kind: kind, Namespace: key.Namespace, Name: name}
+	}
+	return ConnectionKey{Kind: kind, Name: name}
+}
+
+// ConnectionState is what the connection reconcilers learnt about one
+// connection, shared in memory with the ApiKey reconciler.
+type ConnectionState struct {
+	Ready   bool
+	Reason  string
+	Message string
+	// Inventory lists and caches the connection's keys; nil until the
+	// credentials could be read.
+	Inventory *Inventory
+
+	fingerprint string
+}
+
+// Connections is the in-memory registry of checked connections. The ApiKey
+// reconciler never reads a token itself: it asks this registry.
+type Connections struct {
+	mu     sync.RWMutex
+	states map[ConnectionKey]*ConnectionState
+
+	// Recheck receives a connection whose credentials the API refused while
+	// an ApiKey used them, so that its reconciler checks it again now.
+	recheckConnection        chan event.GenericEvent
+	recheckClusterConnection chan event.GenericEvent
+}
+
+// NewConnections returns an empty registry.
+func NewConnections() *Connections {
+	return &Connections{
+		states:                   map[ConnectionKey]*ConnectionState{},
+		recheckConnection:        make(chan event.GenericEvent, 64),
+		recheckClusterConnection: make(chan event.GenericEvent, 64),
+	}
+}
+
+// Get returns the state of a connection, if it was checked.
+func (c *Connections) Get(key ConnectionKey) (ConnectionState, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	s, ok := c.states[key]
+	if !ok {
+		return ConnectionState{}, false
+	}
+	return *s, true
+}
+
+func (c *Connections) set(key ConnectionKey, s ConnectionState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.states[key] = &s
+}
+
+func (c *Connections) forget(key ConnectionKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.states, key)
+}
+
+// ReportUnauthorized marks a connection not Ready after the API answered 401
+// to one of its calls, and asks its reconciler to check it again.
+func (c *Connections) ReportUnauthorized(key ConnectionKey, message string) {
+	c.mu.Lock()
+	if s, ok := c.states[key]; ok {
+		s.Ready = false
+		s.Reason = iamv1alpha1.ReasonUnauthorized
+		s.Message = message
+	}
+	c.mu.Unlock()
+
+	var obj client.Object
+	ch := c.recheckClusterConnection
+	if key.Kind == iamv1alpha1.ConnectionKind {
+		obj = &iamv1alpha1.Connection{}
+		ch = c.recheckConnection
+	} else {
+		obj = &iamv1alpha1.ClusterConnection{}
+	}
+	obj.SetNamespace(key.Namespace)
+	obj.SetName(key.Name)
+	select {
+	case ch <- event.GenericEvent{Object: obj}:
+	default:
+		// A full queue already holds rechecks; the periodic check catches up.
+	}
+}
