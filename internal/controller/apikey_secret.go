@@ -83,6 +83,11 @@ func secretHolds(key *iamv1alpha1.ApiKey, secret *corev1.Secret, dataKey string)
 	if value == "" {
 		return false
 	}
+	if key.Status.APIKeySuffix == "" {
+		// The create answer carries no suffix; until the next listing
+		// tells it, the key id is all there is to compare.
+		return true
+	}
 	return mobilenext.NewSecret(value).HasSuffix(key.Status.APIKeySuffix)
 }
 

@@ -1,0 +1,359 @@
+/*
+Copyright 2026 The apikey-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
+	"github.com/mobile-next/apikey-operator/internal/emulator"
+)
+
+var _ = Describe("ApiKey", func() {
+	It("creates the remote key and writes it to an owned Secret with its id and suffix", func() {
+		t := newTenant()
+		t.apiKey("ci", func(k *iamv1alpha1.ApiKey) {
+			k.Spec.SecretTemplate = &iamv1alpha1.SecretTemplate{
+				Labels:      map[string]string{"team": "mobile"},
+				Annotations: map[string]string{"owner": "ci"},
+			}
+		})
+		k := t.waitReady("ci")
+		Expect(k.Status.KeyID).NotTo(BeEmpty())
+		Expect(k.Status.SecretName).To(Equal("ci"))
+		Expect(k.Status.KeyName).To(HavePrefix(t.ns + "/ci [k8s-"))
+		Expect(k.Finalizers).To(ContainElement(iamv1alpha1.Finalizer))
+
+		remote := t.emu.Keys(t.orgID)
+		Expect(remote).To(HaveLen(1))
+		Expect(remote[0].ID).To(Equal(k.Status.KeyID))
+
+		s := t.secret("ci")
+		Expect(s.Type).To(Equal(corev1.SecretTypeOpaque))
+		value := string(s.Data["apiKey"])
+		Expect(value).To(HavePrefix("mob_"))
+		Expect(value).To(HaveSuffix(remote[0].Suffix))
+		Expect(t.emu.UseKey(value)).To(BeTrue(), "the Secret must hold the live key")
+		Expect(s.Labels).To(HaveKeyWithValue(iamv1alpha1.ManagedByLabel, iamv1alpha1.ManagedByValue))
+		Expect(s.Labels).To(HaveKeyWithValue(iamv1alpha1.ApiKeyLabel, "ci"))
+		Expect(s.Labels).To(HaveKeyWithValue("team", "mobile"))
+		Expect(s.Annotations).To(HaveKeyWithValue("owner", "ci"))
+		Expect(s.Annotations).To(HaveKeyWithValue(iamv1alpha1.KeyIDAnnotation, k.Status.KeyID))
+		for _, v := range s.Annotations {
+			Expect(v).NotTo(ContainSubstring(value))
+		}
+		Expect(metav1.IsControlledBy(s, k)).To(BeTrue())
+
+		By("learning the suffix and lastUsedAt from the next shared listing")
+		Eventually(func(g Gomega) {
+			k := t.get("ci")
+			g.Expect(k.Status.APIKeySuffix).To(Equal(remote[0].Suffix))
+			g.Expect(k.Status.LastUsedAt).NotTo(BeNil())
+			g.Expect(t.secret("ci").Annotations).To(HaveKeyWithValue(iamv1alpha1.KeySuffixAnnotation, remote[0].Suffix))
+		}).WithTimeout(4 * testSyncPeriod).Should(Succeed())
+		Expect(t.eventReasons("ci")).To(ContainElement(EventCreated))
+		Expect(t.emu.Stats().Create).To(Equal(1))
+	})
+
+	It("can be waited for with kubectl wait --for=condition=Ready", func() {
+		kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+		Expect(kubectl).To(BeAnExistingFile())
+		t := newTenant()
+		t.apiKey("waited")
+		user, err := testEnv.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+		Expect(err).NotTo(HaveOccurred())
+		kubeconfig, err := user.KubeConfig()
+		Expect(err).NotTo(HaveOccurred())
+		path := filepath.Join(GinkgoT().TempDir(), "kubeconfig")
+		Expect(os.WriteFile(path, kubeconfig, 0o600)).To(Succeed())
+		out, err := exec.Command(kubectl, "--kubeconfig", path, "-n", t.ns, "wait", "--for=condition=Ready", "apikey/waited", "--timeout=60s").CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+		Expect(string(out)).To(ContainSubstring("condition met"))
+		out, err = exec.Command(kubectl, "--kubeconfig", path, "-n", t.ns, "get", "mobilenext").CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+		Expect(string(out)).To(ContainSubstring("apikey.iam.mobilenexthq.com/waited"))
+		Expect(string(out)).To(ContainSubstring("connection.iam.mobilenexthq.com/api"))
+	})
+
+	It("deletes the remote key and the Secret when the ApiKey is deleted", func() {
+		t := newTenant()
+		t.apiKey("doomed")
+		k := t.waitReady("doomed")
+		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		Expect(k8sClient.Delete(ctx, k)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), &iamv1alpha1.ApiKey{}))
+		}).WithTimeout(30 * time.Second).Should(BeTrue())
+		Expect(t.remoteIDs()).To(BeEmpty())
+		err := k8sClient.Get(ctx, types.NamespacedName{Namespace: t.ns, Name: "doomed"}, &corev1.Secret{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the Secret goes with the ApiKey")
+	})
+
+	It("leaves the remote key alone with deletionPolicy Orphan", func() {
+		t := newTenant()
+		t.apiKey("kept", func(k *iamv1alpha1.ApiKey) { k.Spec.DeletionPolicy = iamv1alpha1.DeletionPolicyOrphan })
+		k := t.waitReady("kept")
+		Expect(k8sClient.Delete(ctx, k)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), &iamv1alpha1.ApiKey{}))
+		}).WithTimeout(30 * time.Second).Should(BeTrue())
+		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		Expect(t.emu.Stats().Delete).To(BeZero())
+	})
+
+	It("replaces a key revoked outside the cluster", func() {
+		t := newTenant()
+		t.apiKey("revoked")
+		old := t.waitReady("revoked")
+		Expect(t.emu.RevokeKey(t.orgID, old.Status.KeyID)).To(Succeed())
+		Eventually(func(g Gomega) {
+			k := t.get("revoked")
+			g.Expect(k.Status.KeyID).NotTo(BeEmpty())
+			g.Expect(k.Status.KeyID).NotTo(Equal(old.Status.KeyID))
+		}).WithTimeout(4 * testSyncPeriod).Should(Succeed())
+		k := t.waitReady("revoked")
+		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		Expect(t.emu.UseKey(string(t.secret("revoked").Data["apiKey"]))).To(BeTrue())
+		Expect(t.eventReasons("revoked")).To(ContainElement(EventDriftRepaired))
+	})
+
+	It("replaces the key when its Secret is deleted and deletes the old key", func() {
+		t := newTenant()
+		t.apiKey("lost", func(k *iamv1alpha1.ApiKey) {
+			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "0s"}
+		})
+		old := t.waitReady("lost")
+		Expect(k8sClient.Delete(ctx, t.secret("lost"))).To(Succeed())
+		Eventually(func(g Gomega) {
+			k := t.get("lost")
+			g.Expect(k.Status.KeyID).NotTo(Equal(old.Status.KeyID))
+			g.Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+		k := t.waitReady("lost")
+		Expect(t.emu.UseKey(string(t.secret("lost").Data["apiKey"]))).To(BeTrue())
+		Expect(k.Status.PreviousKeys).To(BeEmpty())
+	})
+
+	It("replaces the key when the Secret's value is tampered with", func() {
+		t := newTenant()
+		t.apiKey("tampered", func(k *iamv1alpha1.ApiKey) {
+			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "0s"}
+		})
+		t.waitReady("tampered")
+		var old *iamv1alpha1.ApiKey
+		Eventually(func(g Gomega) {
+			old = t.get("tampered")
+			g.Expect(old.Status.APIKeySuffix).NotTo(BeEmpty())
+		}).WithTimeout(4 * testSyncPeriod).Should(Succeed())
+		s := t.secret("tampered")
+		s.Data["apiKey"] = []byte("not-the-key")
+		Expect(k8sClient.Update(ctx, s)).To(Succeed())
+		Eventually(func(g Gomega) {
+			k := t.get("tampered")
+			g.Expect(k.Status.KeyID).NotTo(Equal(old.Status.KeyID))
+			g.Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+		t.waitReady("tampered")
+		Expect(t.emu.UseKey(string(t.secret("tampered").Data["apiKey"]))).To(BeTrue())
+	})
+
+	It("restores the Secret's template labels and annotations", func() {
+		t := newTenant()
+		t.apiKey("labelled", func(k *iamv1alpha1.ApiKey) {
+			k.Spec.SecretTemplate = &iamv1alpha1.SecretTemplate{Labels: map[string]string{"team": "mobile"}}
+		})
+		k := t.waitReady("labelled")
+		s := t.secret("labelled")
+		delete(s.Labels, "team")
+		s.Labels[iamv1alpha1.ApiKeyLabel] = "someone-else"
+		Expect(k8sClient.Update(ctx, s)).To(Succeed())
+		Eventually(func(g Gomega) {
+			s := t.secret("labelled")
+			g.Expect(s.Labels).To(HaveKeyWithValue("team", "mobile"))
+			g.Expect(s.Labels).To(HaveKeyWithValue(iamv1alpha1.ApiKeyLabel, "labelled"))
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+		Expect(t.get("labelled").Status.KeyID).To(Equal(k.Status.KeyID), "metadata drift needs no new key")
+	})
+
+	It("never touches a Secret it does not control", func() {
+		t := newTenant()
+		foreign := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: t.ns, Name: "taken", Labels: map[string]string{"app": "other"}},
+			Data:       map[string][]byte{"apiKey": []byte("someone else's value")},
+		}
+		Expect(k8sClient.Create(ctx, foreign)).To(Succeed())
+		t.apiKey("taken")
+		cond := t.waitReason("taken", iamv1alpha1.ReasonSecretConflict)
+		Expect(cond.Message).To(ContainSubstring("not managed by this ApiKey"))
+		Consistently(func(g Gomega) {
+			s := t.secret("taken")
+			g.Expect(s.ResourceVersion).To(Equal(foreign.ResourceVersion))
+		}).WithTimeout(2 * testSyncPeriod).Should(Succeed())
+		Expect(t.emu.Stats().Create).To(BeZero())
+
+		By("deleting the ApiKey, which must leave the foreign Secret in place")
+		Expect(k8sClient.Delete(ctx, t.get("taken"))).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, types.NamespacedName{Namespace: t.ns, Name: "taken"}, &iamv1alpha1.ApiKey{}))
+		}).WithTimeout(30 * time.Second).Should(BeTrue())
+		Expect(t.secret("taken").Data["apiKey"]).To(Equal([]byte("someone else's value")))
+	})
+
+	It("reports DeleteFailed for a read-only role and releases the ApiKey once set to Orphan", func() {
+		t := newTenant()
+		reader := t.emu.AddUser("reader@example.com", t.orgID)
+		Expect(t.emu.AddMember(t.orgID, reader, emulator.RoleReadOnly)).To(Succeed())
+		token, err := t.emu.IssueToken(reader, time.Hour)
+		Expect(err).NotTo(HaveOccurred())
+		remember(token)
+		t.credentials("reader", token)
+		t.connection("readonly", "reader")
+		t.apiKey("stuck", func(k *iamv1alpha1.ApiKey) { k.Spec.ConnectionRef.Name = "readonly" })
+		k := t.waitReady("stuck")
+		Expect(k8sClient.Delete(ctx, k)).To(Succeed())
+		cond := t.waitReason("stuck", iamv1alpha1.ReasonDeleteFailed)
+		Expect(cond.Message).To(ContainSubstring("deletionPolicy: Orphan"))
+		Expect(cond.Message).To(ContainSubstring("read-write or admin"))
+		Expect(t.eventReasons("stuck")).To(ContainElement(iamv1alpha1.ReasonDeleteFailed))
+
+		By("retrying with a growing delay, not in a loop")
+		deletes := t.emu.Stats().Delete
+		time.Sleep(3 * time.Second)
+		Expect(t.emu.Stats().Delete - deletes).To(BeNumerically("<=", 2))
+
+		k = t.get("stuck")
+		k.Spec.DeletionPolicy = iamv1alpha1.DeletionPolicyOrphan
+		Expect(k8sClient.Update(ctx, k)).To(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), &iamv1alpha1.ApiKey{}))
+		}).WithTimeout(30 * time.Second).Should(BeTrue())
+		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+	})
+
+	It("makes no remote call while paused", func() {
+		t := newTenant()
+		t.apiKey("paused", func(k *iamv1alpha1.ApiKey) {
+			k.Annotations = map[string]string{iamv1alpha1.PausedAnnotation: "true"}
+		})
+		t.waitReason("paused", iamv1alpha1.ReasonPaused)
+		Consistently(func() int { return t.emu.Stats().Create }).WithTimeout(2 * testSyncPeriod).Should(BeZero())
+
+		k := t.get("paused")
+		delete(k.Annotations, iamv1alpha1.PausedAnnotation)
+		Expect(k8sClient.Update(ctx, k)).To(Succeed())
+		t.waitReady("paused")
+		Expect(t.emu.Stats().Create).To(Equal(1))
+	})
+
+	It("ends with exactly one remote key when create responses are lost", func() {
+		t := newTenant()
+		t.emu.SetFaults(emulator.Faults{LoseCreateRate: 1})
+		t.apiKey("lossy")
+		Eventually(func() int { return t.emu.Stats().LostCreates }).WithTimeout(20 * time.Second).Should(BeNumerically(">=", 2))
+		t.emu.SetFaults(emulator.Faults{})
+		k := t.waitReady("lossy")
+		Eventually(t.remoteIDs).WithTimeout(20 * time.Second).Should(ConsistOf(k.Status.KeyID))
+		Expect(t.emu.UseKey(string(t.secret("lossy").Data["apiKey"]))).To(BeTrue())
+		Expect(t.eventReasons("lossy")).To(ContainElement(EventUnclaimedDeleted))
+	})
+
+	It("ends with exactly one remote key after a crash between the create and the Secret write", func() {
+		t := newTenant()
+		var crashed atomic.Bool
+		hook := func(_ context.Context, k *iamv1alpha1.ApiKey) error {
+			if k.Namespace == t.ns && crashed.CompareAndSwap(false, true) {
+				return errors.New("simulated crash before the Secret write")
+			}
+			return nil
+		}
+		beforeSecretWrite.Store(&hook)
+		DeferCleanup(func() { beforeSecretWrite.Store(nil) })
+		t.apiKey("crashy")
+		k := t.waitReady("crashy")
+		Expect(crashed.Load()).To(BeTrue())
+		Expect(t.emu.Stats().Create).To(Equal(2), "one create lost to the crash, one that stuck")
+		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		Expect(k.Status.PendingCreate).To(BeNil())
+		Expect(t.eventReasons("crashy")).To(ContainElement(EventUnclaimedDeleted))
+	})
+
+	It("holds back every call of a connection while the API answers 429", func() {
+		t := newTenant()
+		t.emu.SetFaults(emulator.Faults{ThrottleRate: 1, RetryAfter: 2 * time.Second})
+		for _, name := range []string{"a", "b", "c", "d", "e"} {
+			t.apiKey(name)
+		}
+		t.emu.ResetStats()
+		window := 10 * time.Second
+		time.Sleep(window)
+		st := t.emu.Stats()
+		total := st.List + st.Create + st.Delete
+		// Retry-After 2s over 10s allows about five calls for the whole
+		// connection; five ApiKeys retrying on their own would make dozens.
+		Expect(total).To(BeNumerically("<=", 10), "requests during a 429 storm: %+v", st)
+		Expect(st.Throttled).To(BeNumerically(">=", 1))
+		t.emu.SetFaults(emulator.Faults{})
+		for _, name := range []string{"a", "b", "c", "d", "e"} {
+			t.waitReady(name)
+		}
+		Expect(t.emu.Keys(t.orgID)).To(HaveLen(5))
+	})
+
+	It("lists the keys of a connection once per sync period for 100 ApiKeys", func() {
+		t := newTenant()
+		const n = 100
+		for i := range n {
+			t.apiKey(fmt.Sprintf("bulk-%03d", i))
+		}
+		Eventually(func(g Gomega) {
+			var list iamv1alpha1.ApiKeyList
+			g.Expect(k8sClient.List(ctx, &list, client.InNamespace(t.ns))).To(Succeed())
+			ready := 0
+			for _, k := range list.Items {
+				if readyReason(&k) == iamv1alpha1.ReasonKeyReady {
+					ready++
+				}
+			}
+			g.Expect(ready).To(Equal(n))
+		}).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
+		Expect(t.emu.Stats().Create).To(Equal(n), "creating N keys costs N POSTs")
+		Expect(t.emu.Keys(t.orgID)).To(HaveLen(n))
+
+		t.emu.ResetStats()
+		periods := 4
+		time.Sleep(time.Duration(periods) * testSyncPeriod)
+		st := t.emu.Stats()
+		Expect(st.List).To(BeNumerically("<=", periods+1), "GETs over %d sync periods for %d ApiKeys", periods, n)
+		Expect(st.List).To(BeNumerically(">=", 1), "the keys are still listed")
+		Expect(st.Create).To(BeZero())
+	})
+})
