@@ -287,7 +287,7 @@ func (rc *reconcileContext) nextCheck() time.Duration {
 	consider(rc.key.Status.NextRotationTime)
 	for _, p := range rc.key.Status.PreviousKeys {
 		consider(&p.DeleteAfter)
-		if d := retireWhenUnusedFor(rc.key); d > 0 && p.LastUsedChangedAt != nil {
+		if d := rc.unusedWindow(); d > 0 && p.LastUsedChangedAt != nil {
 			t := metav1.NewTime(p.LastUsedChangedAt.Add(d))
 			consider(&t)
 		}

@@ -125,12 +125,24 @@ func sameTime(a, b *metav1.Time) bool {
 	return a.Equal(b)
 }
 
+// unusedWindow is how long a previous key must stay unused to be retired
+// early; 0 when retireWhenUnusedFor is unset. lastUsedAt is only seen once
+// per listing, so a window shorter than the sync period could retire a key
+// used between two listings: it is never shorter than that.
+func (rc *reconcileContext) unusedWindow() time.Duration {
+	unused := retireWhenUnusedFor(rc.key)
+	if unused > 0 && unused < rc.r.syncPeriod() {
+		return rc.r.syncPeriod()
+	}
+	return unused
+}
+
 // retirePreviousKeys deletes replaced keys whose time is up: at the end of
 // their grace period, or earlier once unused for retireWhenUnusedFor.
 func (rc *reconcileContext) retirePreviousKeys(ctx context.Context) error {
 	key := rc.key
 	st := &key.Status
-	unused := retireWhenUnusedFor(key)
+	unused := rc.unusedWindow()
 	for len(st.PreviousKeys) > 0 {
 		i, rule := -1, ""
 		for j, p := range st.PreviousKeys {
