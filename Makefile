@@ -80,7 +80,7 @@ test-e2e: build build-emulator ## Run the process-level tests: manager and emula
 .PHONY: bench
 bench: ## Run the benchmarks and print their figures.
 	@assets="$$(hack/controlplane.sh)" && \
-	KUBEBUILDER_ASSETS="$$assets" go test -tags=bench ./test/bench/ -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m -v
+	KUBEBUILDER_ASSETS="$$assets" go test -tags=bench ./test/bench/ -run '^$$' -bench . -benchtime 1x -count 1 -benchmem -timeout 20m -v
 
 .PHONY: demo
 demo: build build-emulator ## Start a local control plane and the emulator, run the operator and walk through an ApiKey's life.
