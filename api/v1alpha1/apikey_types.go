@@ -76,8 +76,14 @@ type SecretTemplate struct {
 }
 
 // Rotation configures how keys are replaced.
-// +kubebuilder:validation:XValidation:rule="!has(self.every) || !self.every.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.every) >= duration('10s')",message="rotation.every must be at least 10s"
-// +kubebuilder:validation:XValidation:rule="!has(self.retireWhenUnusedFor) || !self.retireWhenUnusedFor.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.retireWhenUnusedFor) >= duration('1s')",message="rotation.retireWhenUnusedFor must be at least 1s"
+//
+// The patterns admit durations longer than a Go duration can hold (about 292
+// years). Those fail to convert in the rules below, which refuses them with
+// the rule's message: each duration is given a rule, so that no value the
+// operator cannot parse is admitted.
+// +kubebuilder:validation:XValidation:rule="!has(self.every) || !self.every.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.every) >= duration('10s')",message="rotation.every must be a duration of at least 10s and at most 2562047h"
+// +kubebuilder:validation:XValidation:rule="!has(self.gracePeriod) || !self.gracePeriod.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.gracePeriod) >= duration('0s')",message="rotation.gracePeriod must be a duration of at most 2562047h"
+// +kubebuilder:validation:XValidation:rule="!has(self.retireWhenUnusedFor) || !self.retireWhenUnusedFor.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.retireWhenUnusedFor) >= duration('1s')",message="rotation.retireWhenUnusedFor must be a duration of at least 1s and at most 2562047h"
 type Rotation struct {
 	// every rotates the key on a schedule, counted from the current key's
 	// creation (a Go duration such as 720h). Absent, keys rotate only on demand.

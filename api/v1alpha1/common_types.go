@@ -105,7 +105,12 @@ type SecretKeyReference struct {
 
 // ConnectionParameters says where the Mobile Next API is and which credentials to
 // use with it. It is shared by Connection and ClusterConnection.
-// +kubebuilder:validation:XValidation:rule="!isURL(self.url) || url(self.url).getScheme() == 'https' || (url(self.url).getScheme() == 'http' && (url(self.url).getHostname() in ['localhost', '::1'] || url(self.url).getHostname().startsWith('127.')))",message="url must use https; plain http is only allowed for loopback hosts (localhost, 127.0.0.0/8, ::1)"
+//
+// Only http URLs are judged here; any other scheme is refused by the rules on
+// url itself. The host is matched in the URL string, whose length is bounded:
+// a loopback IPv4 address must be written in full dotted-decimal form, and a
+// host name such as 127.0.0.1.example.com is not on the loopback.
+// +kubebuilder:validation:XValidation:rule="!isURL(self.url) || url(self.url).getScheme() != 'http' || self.url.matches('^(?i:http)://(localhost|[[]::1[]]|127([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3})(:[0-9]*)?([/].*)?$')",message="url must use https; plain http is only allowed for loopback hosts (localhost, 127.0.0.0/8, ::1)"
 type ConnectionParameters struct {
 	// url of the Mobile Next API.
 	// +kubebuilder:default="https://api.mobilenexthq.com"
