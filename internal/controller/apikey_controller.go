@@ -340,7 +340,12 @@ func (rc *reconcileContext) resolveConnection(ctx context.Context) (reconcile.Re
 	}
 	state, ok := rc.r.Connections.Get(rc.conn)
 	if !ok {
-		rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("%s has not been checked yet", rc.conn))
+		// Right after the manager starts, the connection reconciler may not
+		// have run yet: that says nothing about the key, so a Ready key stays
+		// Ready instead of flapping on every restart.
+		if readyReason(key) != iamv1alpha1.ReasonKeyReady {
+			rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("%s has not been checked yet", rc.conn))
+		}
 		return reconcile.Result{RequeueAfter: 2 * time.Second}, false
 	}
 	if !state.Ready || state.Inventory == nil {

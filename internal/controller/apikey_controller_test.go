@@ -27,6 +27,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -82,6 +83,7 @@ var _ = Describe("ApiKey", func() {
 		}).WithTimeout(4 * testSyncPeriod).Should(Succeed())
 		Expect(t.eventReasons("ci")).To(ContainElement(EventCreated))
 		Expect(t.emu.Stats().Create).To(Equal(1))
+		Expect(testutil.ToFloat64(apiRequests.WithLabelValues("create", "2xx"))).To(BeNumerically(">=", 1))
 	})
 
 	It("can be waited for with kubectl wait --for=condition=Ready", func() {

@@ -50,7 +50,11 @@ func (rc *reconcileContext) finalize(ctx context.Context) (reconcile.Result, err
 	}
 
 	if res, ok := rc.resolveConnection(ctx); !ok {
-		rc.fail(iamv1alpha1.ReasonDeleteFailed, fmt.Sprintf("cannot delete the remote keys: %s; fix the connection, or set spec.deletionPolicy: Orphan to leave the keys and release the ApiKey", readyMessage(key)))
+		why := readyMessage(key)
+		if readyReason(key) != iamv1alpha1.ReasonConnectionNotReady {
+			why = rc.conn.String() + " is not ready"
+		}
+		rc.fail(iamv1alpha1.ReasonDeleteFailed, fmt.Sprintf("cannot delete the remote keys: %s; fix the connection, or set spec.deletionPolicy: Orphan to leave the keys and release the ApiKey", why))
 		return res, nil
 	}
 	setReady(key, false, iamv1alpha1.ReasonDeleting, "deleting the remote keys")

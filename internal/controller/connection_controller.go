@@ -146,7 +146,7 @@ func (c *connectionChecker) check(ctx context.Context, key ConnectionKey, genera
 		if err != nil {
 			return notReady(iamv1alpha1.ReasonUnreachable, fmt.Sprintf("cannot use url %q: %v", url, err))
 		}
-		inv = NewInventory(svc, opts.SyncPeriod, opts.Now)
+		inv = NewInventory(Instrument(svc), opts.SyncPeriod, opts.Now)
 		fresh = true
 		log.Info("using new credentials", "connection", key.String(), "expiresAt", exp.UTC())
 	}

@@ -44,6 +44,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
@@ -160,11 +161,17 @@ var _ = AfterSuite(func() {
 		Expect(events.Items).NotTo(BeEmpty())
 		statuses, err := json.Marshal([]any{keys, conns, events})
 		Expect(err).NotTo(HaveOccurred())
+		families, err := metrics.Registry.Gather()
+		Expect(err).NotTo(HaveOccurred())
+		exposed, err := json.Marshal(families)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(exposed)).To(ContainSubstring("apikey_operator_api_requests_total"))
 		logs := managerLogs.String()
 		Expect(logs).To(ContainSubstring("created remote key"))
 		for _, s := range secrets {
 			Expect(logs).NotTo(ContainSubstring(s), "a secret value reached the manager's log")
 			Expect(string(statuses)).NotTo(ContainSubstring(s), "a secret value reached a status or an event")
+			Expect(string(exposed)).NotTo(ContainSubstring(s), "a secret value reached a metric")
 		}
 	}
 	cancel()
