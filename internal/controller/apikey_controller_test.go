@@ -206,6 +206,26 @@ var _ = Describe("ApiKey", func() {
 		Expect(t.get("labelled").Status.KeyID).To(Equal(k.Status.KeyID), "metadata drift needs no new key")
 	})
 
+	It("caches only the Secrets it manages", func() {
+		t := newTenant()
+		foreign := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: t.ns, Name: "unrelated"},
+			Data:       map[string][]byte{"password": []byte("hunter2")},
+		}
+		Expect(k8sClient.Create(ctx, foreign)).To(Succeed())
+		t.apiKey("cached")
+		t.waitReady("cached")
+		Eventually(func() error {
+			return managerCache.Get(ctx, types.NamespacedName{Namespace: t.ns, Name: "cached"}, &corev1.Secret{})
+		}).Should(Succeed(), "the managed Secret is served from the cache")
+		var cached corev1.SecretList
+		Expect(managerCache.List(ctx, &cached, client.InNamespace(t.ns))).To(Succeed())
+		Expect(cached.Items).To(HaveLen(1))
+		Expect(cached.Items[0].Name).To(Equal("cached"))
+		err := managerCache.Get(ctx, client.ObjectKeyFromObject(foreign), &corev1.Secret{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "neither the credentials nor a foreign Secret is cached: %v", err)
+	})
+
 	It("never touches a Secret it does not control", func() {
 		t := newTenant()
 		foreign := &corev1.Secret{

@@ -40,6 +40,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -65,6 +66,8 @@ var (
 	cfg       *rest.Config
 	k8sClient client.Client
 	scheme    = runtime.NewScheme()
+	// managerCache is the manager's informer cache, to prove what it holds.
+	managerCache cache.Cache
 
 	// managerLogs captures everything the manager logs, to prove no secret
 	// value or token ever reaches a log line.
@@ -137,6 +140,7 @@ var _ = BeforeSuite(func() {
 			return nil
 		},
 	})).To(Succeed())
+	managerCache = mgr.GetCache()
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())
