@@ -5,6 +5,7 @@
 # with `make demo`, which builds bin/manager and bin/mobilenext-emulator first.
 #
 # DEMO_KEEP=1 leaves everything running at the end, until Ctrl-C.
+# DEMO_SAMPLES=DIR applies the samples of DIR (same file names) instead.
 #
 # Nothing secret is ever printed: the session token goes from the emulator's
 # token file straight into Secrets, and API keys are shown redacted.
@@ -76,6 +77,8 @@ fail() {
 }
 
 on_error() {
+  # A failure inside a command substitution fails its caller too: report once.
+  [ "$BASH_SUBSHELL" -eq 0 ] || return 0
   printf '\ndemo: FAILED: command at line %s exited with status %s\n' "$1" "$2" >&2
   show_logs
 }
