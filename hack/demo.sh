@@ -58,6 +58,13 @@ kubectl() { "$assets/kubectl" --kubeconfig="$kubeconfig" "$@"; }
 # standard output is never shown: it holds the session token.
 show_logs() {
   local log
+  trap - ERR
+  set +e
+  if [ -n "$kubeconfig" ] && [ -n "$manager_pid" ]; then
+    printf '\n---- the resources and their Ready conditions ----\n' >&2
+    kubectl --request-timeout=5s get mobilenext -A -o wide >&2
+    kubectl --request-timeout=5s get mobilenext -A -o jsonpath='{range .items[*]}{.kind}/{.metadata.name}: {.status.conditions[?(@.type=="Ready")].reason}: {.status.conditions[?(@.type=="Ready")].message}{"\n"}{end}' >&2
+  fi
   for log in manager.log emulator.log localcluster.log; do
     if [ -n "$work" ] && [ -s "$work/$log" ]; then
       printf '\n---- last lines of %s ----\n' "$log" >&2

@@ -131,7 +131,9 @@ type ApiKeySpec struct {
 	ConnectionRef ConnectionReference `json:"connectionRef,omitzero"`
 
 	// name is the label of the remote key, as shown in the Mobile Next web UI.
-	// Defaults to "<namespace>/<metadata.name>". Changing it rotates the key.
+	// Defaults to "<namespace>/<metadata.name>". The operator appends a marker
+	// " [k8s-<attempt id>]" that lets it find the key again after a crash.
+	// Changing it rotates the key.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=200
 	// +kubebuilder:validation:XValidation:rule="!self.contains('[k8s-')",message="name may not contain '[k8s-': the operator uses that marker to track create attempts"
@@ -294,7 +296,7 @@ type ApiKeyStatus struct {
 // +kubebuilder:printcolumn:name="Suffix",type=string,JSONPath=`.status.apiKeySuffix`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
 // +kubebuilder:printcolumn:name="Last Used",type=date,JSONPath=`.status.lastUsedAt`
-// +kubebuilder:printcolumn:name="Next Rotation",type=date,JSONPath=`.status.nextRotationTime`,priority=1
+// +kubebuilder:printcolumn:name="Next Rotation",type=string,JSONPath=`.status.nextRotationTime`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // ApiKey is an API key of the Mobile Next API whose secret is kept in a Secret.

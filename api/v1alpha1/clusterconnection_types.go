@@ -38,7 +38,7 @@ type ClusterConnectionSpec struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Organization",type=string,JSONPath=`.spec.organizationId`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.credentialsExpireAt`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.credentialsExpireAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // ClusterConnection is a cluster-wide set of credentials for the Mobile Next

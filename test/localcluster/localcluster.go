@@ -75,6 +75,9 @@ func Start(opts Options) (*Cluster, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// envtest leaves what it started running when a later step (such
+		// as installing the CRDs) fails.
+		_ = env.Stop()
 		return nil, fmt.Errorf("start kube-apiserver and etcd: %w", err)
 	}
 	c := &Cluster{Config: cfg, env: env, Kubectl: filepath.Join(opts.AssetsDir, "kubectl")}
