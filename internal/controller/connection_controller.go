@@ -180,6 +180,30 @@ func (c *connectionChecker) check(ctx context.Context, key ConnectionKey, genera
 	return requeue, nil
 }
 
+// reconcile reads a connection of either kind, checks it, and writes its
+// status when it changed. view returns the parts of obj the check needs,
+// once obj has been read.
+func (c *connectionChecker) reconcile(ctx context.Context, key ConnectionKey, obj client.Object, view func() (iamv1alpha1.ConnectionParameters, string, *iamv1alpha1.ConnectionStatus)) (ctrl.Result, error) {
+	if err := c.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: key.Name}, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			c.Connections.forget(key)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	params, secretNamespace, status := view()
+	before := status.DeepCopy()
+	res, err := c.check(ctx, key, obj.GetGeneration(), params, secretNamespace, status)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !equality.Semantic.DeepEqual(*before, *status) {
+		if err := c.Status().Update(ctx, obj); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+	return res, nil
+}
+
 // classifyConnectionError turns a failed check into a Ready reason and a
 // message a person can act on.
 func classifyConnectionError(err error, url string) (string, string) {
@@ -217,24 +241,10 @@ func NewConnectionReconciler(c client.Client, apiReader client.Reader, conns *Co
 // Reconcile checks a Connection's credentials and records the result.
 func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var conn iamv1alpha1.Connection
-	if err := r.Get(ctx, req.NamespacedName, &conn); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.Connections.forget(ConnectionKey{Kind: iamv1alpha1.ConnectionKind, Namespace: req.Namespace, Name: req.Name})
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	key := ConnectionKey{Kind: iamv1alpha1.ConnectionKind, Namespace: conn.Namespace, Name: conn.Name}
-	before := conn.Status.DeepCopy()
-	res, err := r.check(ctx, key, conn.Generation, conn.Spec.ConnectionParameters, conn.Namespace, &conn.Status)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if !equality.Semantic.DeepEqual(*before, conn.Status) {
-		if err := r.Status().Update(ctx, &conn); err != nil {
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
-	}
-	return res, nil
+	key := ConnectionKey{Kind: iamv1alpha1.ConnectionKind, Namespace: req.Namespace, Name: req.Name}
+	return r.reconcile(ctx, key, &conn, func() (iamv1alpha1.ConnectionParameters, string, *iamv1alpha1.ConnectionStatus) {
+		return conn.Spec.ConnectionParameters, conn.Namespace, &conn.Status
+	})
 }
 
 // SetupWithManager sets up the controller with the Manager.
@@ -259,24 +269,10 @@ func NewClusterConnectionReconciler(c client.Client, apiReader client.Reader, co
 // Reconcile checks a ClusterConnection's credentials and records the result.
 func (r *ClusterConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var conn iamv1alpha1.ClusterConnection
-	if err := r.Get(ctx, req.NamespacedName, &conn); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.Connections.forget(ConnectionKey{Kind: iamv1alpha1.ClusterConnectionKind, Name: req.Name})
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	key := ConnectionKey{Kind: iamv1alpha1.ClusterConnectionKind, Name: conn.Name}
-	before := conn.Status.DeepCopy()
-	res, err := r.check(ctx, key, conn.Generation, conn.Spec.ConnectionParameters, conn.Spec.CredentialsSecretRef.Namespace, &conn.Status)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if !equality.Semantic.DeepEqual(*before, conn.Status) {
-		if err := r.Status().Update(ctx, &conn); err != nil {
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
-	}
-	return res, nil
+	key := ConnectionKey{Kind: iamv1alpha1.ClusterConnectionKind, Name: req.Name}
+	return r.reconcile(ctx, key, &conn, func() (iamv1alpha1.ConnectionParameters, string, *iamv1alpha1.ConnectionStatus) {
+		return conn.Spec.ConnectionParameters, conn.Spec.CredentialsSecretRef.Namespace, &conn.Status
+	})
 }
 
 // SetupWithManager sets up the controller with the Manager.
