@@ -220,6 +220,14 @@ type CreateAttempt struct {
 	RotateRequest string `json:"rotateRequest,omitempty"`
 }
 
+// UnresolvedAttempt is a create attempt that may still produce a key.
+type UnresolvedAttempt struct {
+	// id of the attempt, as in its marker "[k8s-<id>]".
+	ID string `json:"id"`
+	// watchUntil is when the attempt is forgotten.
+	WatchUntil metav1.Time `json:"watchUntil"`
+}
+
 // ApiKeyStatus is the observed state of an ApiKey.
 type ApiKeyStatus struct {
 	// observedGeneration is the generation the status was computed for.
@@ -286,6 +294,16 @@ type ApiKeyStatus struct {
 	// handledRotateRequest is the last value of the rotate annotation acted on.
 	// +optional
 	HandledRotateRequest string `json:"handledRotateRequest,omitempty"`
+
+	// unresolvedAttempts are create attempts whose key was not found when
+	// they were recovered. A create the client gave up on may still complete
+	// on the server; until the entry expires, any key that shows up with its
+	// marker is deleted.
+	// +listType=map
+	// +listMapKey=id
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	UnresolvedAttempts []UnresolvedAttempt `json:"unresolvedAttempts,omitempty"`
 }
 
 // +kubebuilder:object:root=true

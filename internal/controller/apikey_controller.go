@@ -216,6 +216,9 @@ func (rc *reconcileContext) sync(ctx context.Context) (reconcile.Result, error) 
 
 	if listing != nil {
 		rc.observe(*listing)
+		if err := rc.deleteLateKeys(ctx, *listing); err != nil {
+			return rc.remoteError(ctx, "delete a key of an interrupted create", err)
+		}
 	}
 	trigger, err := rc.replacementTrigger(ctx, secret, listing)
 	if err != nil {

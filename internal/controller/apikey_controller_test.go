@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,7 @@ import (
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
 	"github.com/mobile-next/apikey-operator/internal/emulator"
+	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
 
 var _ = Describe("ApiKey", func() {
@@ -326,6 +328,41 @@ var _ = Describe("ApiKey", func() {
 		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
 		Expect(k.Status.PendingCreate).To(BeNil())
 		Expect(t.eventReasons("crashy")).To(ContainElement(EventUnclaimedDeleted))
+	})
+
+	It("deletes a key that an abandoned create makes after its recovery", func() {
+		t := newTenant()
+		var gaveUp atomic.Bool
+		var late sync.WaitGroup
+		serviceWrappers.Store(t.url, func(svc KeyService) KeyService {
+			return KeyServiceFuncs{
+				List:   svc.ListKeys,
+				Delete: svc.DeleteKey,
+				Create: func(ctx context.Context, name string) (*mobilenext.CreatedKey, error) {
+					if !gaveUp.CompareAndSwap(false, true) {
+						return svc.CreateKey(ctx, name)
+					}
+					// A slow server: the client gives up, and the key is
+					// only created after the operator recovered the attempt.
+					late.Add(1)
+					go func() {
+						defer late.Done()
+						time.Sleep(2 * time.Second)
+						_, _ = svc.CreateKey(context.Background(), name)
+					}()
+					return nil, fmt.Errorf("create key: %w", context.DeadlineExceeded)
+				},
+			}
+		})
+		DeferCleanup(func() { serviceWrappers.Delete(t.url) })
+
+		t.apiKey("late")
+		k := t.waitReady("late")
+		late.Wait()
+		Expect(t.emu.Stats().Create).To(Equal(2))
+		Eventually(t.remoteIDs).WithTimeout(4 * testSyncPeriod).Should(ConsistOf(k.Status.KeyID))
+		Eventually(func() []iamv1alpha1.UnresolvedAttempt { return t.get("late").Status.UnresolvedAttempts }).Should(BeEmpty())
+		Expect(t.emu.UseKey(string(t.secret("late").Data["apiKey"]))).To(BeTrue())
 	})
 
 	It("holds back every call of a connection while the API answers 429", func() {

@@ -253,10 +253,12 @@ func (rc *reconcileContext) recoverCreate(ctx context.Context) error {
 		}
 	}
 	svc := rc.inv.Service()
+	found := adopt != ""
 	for _, k := range listing.Keys() {
 		if k.ID == adopt || !strings.Contains(k.Name, marker) {
 			continue
 		}
+		found = true
 		if err := svc.DeleteKey(ctx, k.ID); err != nil && !mobilenext.IsNotFound(err) {
 			return err
 		}
@@ -269,6 +271,56 @@ func (rc *reconcileContext) recoverCreate(ctx context.Context) error {
 		rc.event(corev1.EventTypeNormal, EventAdopted, "RecoverCreate", "key %s was stored in Secret %s before an interruption; recorded it as current", k.ID, secret.Name)
 		return rc.completeCreate(ctx, k.ID, k.Name, k.Suffix, k.CreatedAt, attempt)
 	}
+	if !found {
+		// The POST may not have reached the server yet, or may still be
+		// running there: watch for a late key with this marker.
+		rc.watchAttempt(attempt.ID)
+	}
 	key.Status.PendingCreate = nil
 	return rc.commitStatus(ctx)
+}
+
+// unresolvedAttemptWatch is how long a create attempt whose key was not
+// found is watched for: far longer than any request lives on a server.
+const unresolvedAttemptWatch = time.Hour
+
+// watchAttempt records an attempt whose key may still appear.
+func (rc *reconcileContext) watchAttempt(id string) {
+	st := &rc.key.Status
+	st.UnresolvedAttempts = append(st.UnresolvedAttempts, iamv1alpha1.UnresolvedAttempt{
+		ID: id, WatchUntil: metav1.NewTime(rc.now.Add(unresolvedAttemptWatch)),
+	})
+	if n := len(st.UnresolvedAttempts); n > 32 {
+		st.UnresolvedAttempts = st.UnresolvedAttempts[n-32:]
+	}
+}
+
+// deleteLateKeys deletes keys that unresolved attempts created after their
+// recovery, and forgets attempts past their watch.
+func (rc *reconcileContext) deleteLateKeys(ctx context.Context, listing Listing) error {
+	st := &rc.key.Status
+	if len(st.UnresolvedAttempts) == 0 {
+		return nil
+	}
+	var kept []iamv1alpha1.UnresolvedAttempt
+	for _, a := range st.UnresolvedAttempts {
+		marker := attemptMarker(a.ID)
+		resolved := false
+		for _, k := range listing.Keys() {
+			if !strings.Contains(k.Name, marker) {
+				continue
+			}
+			if err := rc.inv.Service().DeleteKey(ctx, k.ID); err != nil && !mobilenext.IsNotFound(err) {
+				return err
+			}
+			rc.inv.Deleted(k.ID)
+			resolved = true
+			rc.event(corev1.EventTypeNormal, EventUnclaimedDeleted, "RecoverCreate", "deleted key %s: an interrupted attempt created it after it was recovered, and its secret was never stored", k.ID)
+		}
+		if !resolved && rc.now.Before(a.WatchUntil.Time) {
+			kept = append(kept, a)
+		}
+	}
+	st.UnresolvedAttempts = kept
+	return nil
 }

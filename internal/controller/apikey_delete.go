@@ -63,6 +63,15 @@ func (rc *reconcileContext) finalize(ctx context.Context) (reconcile.Result, err
 			return rc.deleteError(ctx, "recover an interrupted create", err)
 		}
 	}
+	if len(key.Status.UnresolvedAttempts) > 0 {
+		listing, err := rc.inv.Fresh(ctx)
+		if err != nil {
+			return rc.deleteError(ctx, "list keys", err)
+		}
+		if err := rc.deleteLateKeys(ctx, listing); err != nil {
+			return rc.deleteError(ctx, "delete a key of an interrupted create", err)
+		}
+	}
 	svc := rc.inv.Service()
 	for _, id := range remoteKeyIDs(key) {
 		if err := svc.DeleteKey(ctx, id); err != nil && !mobilenext.IsNotFound(err) {

@@ -50,6 +50,7 @@ import (
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
 	"github.com/mobile-next/apikey-operator/internal/emulator"
+	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
 
 // The manager under test lists each connection every testSyncPeriod and
@@ -79,7 +80,37 @@ var (
 
 	// secretsSeen collects every key value and token the tests handled.
 	secretsSeen sync.Map
+
+	// serviceWrappers lets a test stand between the manager and its
+	// tenant's emulator, by emulator URL.
+	serviceWrappers sync.Map
 )
+
+// interceptable sends each call through the wrapper registered for its URL,
+// if any, at the time of the call.
+type interceptable struct {
+	url  string
+	next KeyService
+}
+
+func (i interceptable) svc() KeyService {
+	if w, ok := serviceWrappers.Load(i.url); ok {
+		return w.(func(KeyService) KeyService)(i.next)
+	}
+	return i.next
+}
+
+func (i interceptable) ListKeys(ctx context.Context) ([]mobilenext.Key, error) {
+	return i.svc().ListKeys(ctx)
+}
+
+func (i interceptable) CreateKey(ctx context.Context, name string) (*mobilenext.CreatedKey, error) {
+	return i.svc().CreateKey(ctx, name)
+}
+
+func (i interceptable) DeleteKey(ctx context.Context, id string) error {
+	return i.svc().DeleteKey(ctx, id)
+}
 
 type syncBuffer struct {
 	mu  sync.Mutex
@@ -133,6 +164,13 @@ var _ = BeforeSuite(func() {
 	Expect(SetupWithManager(mgr, Options{
 		SyncPeriod:              testSyncPeriod,
 		CredentialsPollInterval: testPollInterval,
+		NewClient: func(cfg mobilenext.Config) (KeyService, error) {
+			svc, err := NewMobileNextClient(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return interceptable{url: cfg.URL, next: svc}, nil
+		},
 		BeforeSecretWrite: func(ctx context.Context, key *iamv1alpha1.ApiKey) error {
 			if hook := beforeSecretWrite.Load(); hook != nil {
 				return (*hook)(ctx, key)
