@@ -296,6 +296,18 @@ var _ = Describe("ApiKey", func() {
 		Expect(k8sClient.Update(ctx, k)).To(Succeed())
 		t.waitReady("paused")
 		Expect(t.emu.Stats().Create).To(Equal(1))
+
+		By("holding a deletion while paused")
+		t.annotate("paused", iamv1alpha1.PausedAnnotation, "true")
+		Expect(k8sClient.Delete(ctx, t.get("paused"))).To(Succeed())
+		Eventually(func() string { return readyMessage(t.get("paused")) }).Should(ContainSubstring("deleted once"))
+		Expect(readyReason(t.get("paused"))).To(Equal(iamv1alpha1.ReasonPaused))
+		Consistently(func() int { return t.emu.Stats().Delete }).WithTimeout(testSyncPeriod).Should(BeZero())
+		t.annotate("paused", iamv1alpha1.PausedAnnotation, "false")
+		Eventually(func() bool {
+			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), &iamv1alpha1.ApiKey{}))
+		}).WithTimeout(30 * time.Second).Should(BeTrue())
+		Expect(t.remoteIDs()).To(BeEmpty())
 	})
 
 	It("ends with exactly one remote key when create responses are lost", func() {

@@ -49,6 +49,10 @@ func (rc *reconcileContext) finalize(ctx context.Context) (reconcile.Result, err
 		return reconcile.Result{}, nil
 	}
 
+	if key.Annotations[iamv1alpha1.PausedAnnotation] == "true" {
+		setReady(key, false, iamv1alpha1.ReasonPaused, "paused: the remote keys are deleted once the "+iamv1alpha1.PausedAnnotation+" annotation is removed (or set spec.deletionPolicy: Orphan to leave them)")
+		return reconcile.Result{}, nil
+	}
 	if res, ok := rc.resolveConnection(ctx); !ok {
 		why := readyMessage(key)
 		if readyReason(key) != iamv1alpha1.ReasonConnectionNotReady {
