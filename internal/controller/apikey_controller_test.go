@@ -228,6 +228,33 @@ var _ = Describe("ApiKey", func() {
 		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "neither the credentials nor a foreign Secret is cached: %v", err)
 	})
 
+	It("moves the key to a new Secret name and data key without a new key", func() {
+		t := newTenant()
+		t.apiKey("moving")
+		k := t.waitReady("moving")
+		value := t.secret("moving").Data["apiKey"]
+		Eventually(func() error {
+			k := t.get("moving")
+			k.Spec.SecretName = "moved"
+			k.Spec.SecretKey = "token"
+			return k8sClient.Update(ctx, k)
+		}).Should(Succeed())
+		Eventually(func(g Gomega) {
+			moved := &iamv1alpha1.ApiKey{}
+			g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: t.ns, Name: "moving"}, moved)).To(Succeed())
+			g.Expect(moved.Status.SecretName).To(Equal("moved"))
+			g.Expect(moved.Status.SecretKey).To(Equal("token"))
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+		s := t.secret("moved")
+		Expect(s.Data).To(Equal(map[string][]byte{"token": value}))
+		Expect(s.Annotations).To(HaveKeyWithValue(iamv1alpha1.KeyIDAnnotation, k.Status.KeyID))
+		err := k8sClient.Get(ctx, types.NamespacedName{Namespace: t.ns, Name: "moving"}, &corev1.Secret{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the old managed Secret is removed")
+		Expect(t.get("moving").Status.KeyID).To(Equal(k.Status.KeyID))
+		Expect(t.emu.Stats().Create).To(Equal(1))
+		Expect(t.eventReasons("moving")).To(ContainElement(EventSecretMoved))
+	})
+
 	It("never touches a Secret it does not control", func() {
 		t := newTenant()
 		foreign := &corev1.Secret{
