@@ -1,0 +1,168 @@
+/*
+Copyright 2026 The apikey-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package controller
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mobile-next/apikey-operator/internal/mobilenext"
+)
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestInventoryListsOncePerMaxAge(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	var lists atomic.Int32
+	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
+		lists.Add(1)
+		return []mobilenext.Key{{ID: "key_a", Suffix: "aaaa"}}, nil
+	}}
+	inv := NewInventory(svc, time.Minute, clock.Now)
+	for range 5 {
+		if _, err := inv.Get(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := lists.Load(); got != 1 {
+		t.Fatalf("5 reads within maxAge made %d list calls, want 1", got)
+	}
+	clock.advance(time.Minute)
+	l, err := inv.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lists.Load(); got != 2 {
+		t.Fatalf("a read after maxAge made %d list calls in all, want 2", got)
+	}
+	if _, ok := l.Lookup("key_a"); !ok {
+		t.Fatal("listed key missing")
+	}
+}
+
+func TestInventoryCoalescesConcurrentReads(t *testing.T) {
+	release := make(chan struct{})
+	var lists atomic.Int32
+	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
+		lists.Add(1)
+		<-release
+		return nil, nil
+	}}
+	inv := NewInventory(svc, time.Minute, nil)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := inv.Get(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for lists.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if got := lists.Load(); got != 1 {
+		t.Fatalf("20 concurrent reads made %d list calls, want 1", got)
+	}
+}
+
+// A listing that was in flight while this process created a key must still
+// show the key: otherwise the key would look revoked and be replaced.
+func TestInventoryFoldsInKeysCreatedDuringAList(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	listing := make(chan struct{})
+	answer := make(chan struct{})
+	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
+		close(listing)
+		<-answer
+		return []mobilenext.Key{{ID: "key_gone"}}, nil
+	}}
+	inv := NewInventory(svc, time.Minute, clock.Now)
+	done := make(chan Listing)
+	go func() {
+		l, err := inv.Get(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		done <- l
+	}()
+	<-listing
+	clock.advance(time.Second)
+	inv.Created(mobilenext.Key{ID: "key_new"})
+	inv.Deleted("key_gone")
+	close(answer)
+	l := <-done
+	if _, ok := l.Lookup("key_new"); !ok {
+		t.Error("a key created during the list call is missing from its listing")
+	}
+	if _, ok := l.Lookup("key_gone"); ok {
+		t.Error("a key deleted during the list call is still in its listing")
+	}
+}
+
+func TestInventoryHoldsBackCallsAfterA429(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	var lists atomic.Int32
+	throttled := &mobilenext.APIError{Method: "GET", Path: "/api/v1/keys", StatusCode: 429, RetryAfter: 30 * time.Second}
+	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
+		lists.Add(1)
+		return nil, throttled
+	}}
+	inv := NewInventory(svc, time.Nanosecond, clock.Now)
+	if _, err := inv.Get(context.Background()); !errors.Is(err, throttled) {
+		t.Fatalf("first read: %v, want the 429", err)
+	}
+	if got := inv.ThrottledFor(); got != 30*time.Second {
+		t.Fatalf("throttled for %s, want 30s", got)
+	}
+	var held *throttledError
+	for range 3 {
+		if _, err := inv.Get(context.Background()); !errors.As(err, &held) {
+			t.Fatalf("read while throttled: %v, want it held back", err)
+		}
+	}
+	if got := lists.Load(); got != 1 {
+		t.Fatalf("%d list calls during Retry-After, want 1", got)
+	}
+	clock.advance(30 * time.Second)
+	_, _ = inv.Get(context.Background())
+	if got := lists.Load(); got != 2 {
+		t.Fatalf("%d list calls after Retry-After, want 2", got)
+	}
+}
