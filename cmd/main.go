@@ -75,7 +75,8 @@ func main() {
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
 		"If set, HTTP/2 will be enabled for the metrics server")
 	flag.DurationVar(&syncPeriod, "sync-period", 10*time.Minute,
-		"How often each connection's keys are listed to detect drift and refresh lastUsedAt (one list per connection per period).")
+		"How often each connection's keys are listed to detect drift and refresh lastUsedAt "+
+			"(one list per connection per period).")
 	flag.DurationVar(&credentialsPollInterval, "credentials-poll-interval", time.Minute,
 		"How often credentials Secrets are read again, so a new session token is used without a restart.")
 	opts := zap.Options{}

@@ -119,7 +119,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (co
 		return config{}, errUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %q\n", fs.Args())
+		_, _ = fmt.Fprintf(stderr, "unexpected arguments: %q\n", fs.Args())
 		fs.Usage()
 		return config{}, errUsage
 	}
@@ -189,9 +189,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		slog.Bool("adminAPI", cfg.adminToken != ""),
 		slog.Bool("holdCreates", cfg.holdCreates),
 		slog.String("faults", string(faults)))
-	fmt.Fprintf(stdout, "mobilenext-emulator listening on http://%s\n", ln.Addr())
-	fmt.Fprintf(stdout, "organization: %s (%s)\n", orgID, emulator.BootstrapOrganizationName)
-	fmt.Fprintf(stdout, "session token: %s\n", token)
+	_, _ = fmt.Fprintf(stdout, "mobilenext-emulator listening on http://%s\n", ln.Addr())
+	_, _ = fmt.Fprintf(stdout, "organization: %s (%s)\n", orgID, emulator.BootstrapOrganizationName)
+	_, _ = fmt.Fprintf(stdout, "session token: %s\n", token)
 
 	select {
 	case err := <-serveErr:

@@ -87,7 +87,7 @@ func (r *ApiKeyReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	if err := r.Get(ctx, req.NamespacedName, key); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("apikey", req.NamespacedName.String()))
+	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("apikey", req.String()))
 	rc := &reconcileContext{r: r, key: key, baseline: key.Status.DeepCopy(), readyBefore: readyReason(key), now: r.now()}
 	defer func() {
 		if serr := rc.commitStatus(ctx); serr != nil && err == nil {

@@ -383,12 +383,10 @@ var _ = Describe("ApiKey", func() {
 					}
 					// A slow server: the client gives up, and the key is
 					// only created after the operator recovered the attempt.
-					late.Add(1)
-					go func() {
-						defer late.Done()
+					late.Go(func() {
 						time.Sleep(2 * time.Second)
 						_, _ = svc.CreateKey(context.Background(), name)
-					}()
+					})
 					return nil, fmt.Errorf("create key: %w", context.DeadlineExceeded)
 				},
 			}

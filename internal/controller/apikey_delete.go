@@ -64,22 +64,22 @@ func (rc *reconcileContext) finalize(ctx context.Context) (reconcile.Result, err
 	setReady(key, false, iamv1alpha1.ReasonDeleting, "deleting the remote keys")
 	if key.Status.PendingCreate != nil {
 		if err := rc.recoverCreate(ctx); err != nil {
-			return rc.deleteError(ctx, "recover an interrupted create", err)
+			return rc.deleteError("recover an interrupted create", err)
 		}
 	}
 	if len(key.Status.UnresolvedAttempts) > 0 {
 		listing, err := rc.inv.Fresh(ctx)
 		if err != nil {
-			return rc.deleteError(ctx, "list keys", err)
+			return rc.deleteError("list keys", err)
 		}
 		if err := rc.deleteLateKeys(ctx, listing); err != nil {
-			return rc.deleteError(ctx, "delete a key of an interrupted create", err)
+			return rc.deleteError("delete a key of an interrupted create", err)
 		}
 	}
 	svc := rc.inv.Service()
 	for _, id := range remoteKeyIDs(key) {
 		if err := svc.DeleteKey(ctx, id); err != nil && !mobilenext.IsNotFound(err) {
-			return rc.deleteError(ctx, "delete key "+id, err)
+			return rc.deleteError("delete key "+id, err)
 		}
 		rc.inv.Deleted(id)
 		forgetKey(key, id)
@@ -135,7 +135,7 @@ func forgetKey(key *iamv1alpha1.ApiKey, id string) {
 
 // deleteError reports a failed deletion. A refusal is retried with a growing
 // delay (the longer it has failed, the longer the wait), never in a hot loop.
-func (rc *reconcileContext) deleteError(ctx context.Context, what string, err error) (reconcile.Result, error) {
+func (rc *reconcileContext) deleteError(what string, err error) (reconcile.Result, error) {
 	key := rc.key
 	rc.inv.NoteError(err)
 	msg := fmt.Sprintf("%s: %v", what, err)

@@ -161,9 +161,7 @@ var _ = Describe("Rotation", func() {
 		// A workload that keeps using the old key of "busy".
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
 				select {
 				case <-stop:
@@ -172,7 +170,7 @@ var _ = Describe("Rotation", func() {
 					t.emu.UseKey(busyValue)
 				}
 			}
-		}()
+		})
 		DeferCleanup(func() { close(stop); wg.Wait() })
 
 		t.annotate("idle", iamv1alpha1.RotateAnnotation, "1")

@@ -17,6 +17,7 @@ package controller
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"time"
 
@@ -204,10 +205,7 @@ func (i *Inventory) NoteError(err error) {
 func (i *Inventory) noteErrorLocked(err error) {
 	i.lastErr = err
 	if mobilenext.IsThrottled(err) {
-		wait := mobilenext.RetryAfter(err)
-		if wait < time.Second {
-			wait = time.Second
-		}
+		wait := max(mobilenext.RetryAfter(err), time.Second)
 		if until := i.now().Add(wait); until.After(i.notBefore) {
 			i.notBefore = until
 		}
@@ -226,9 +224,7 @@ func (i *Inventory) ThrottledFor() time.Duration {
 
 func cloneKeys(m map[string]mobilenext.Key) map[string]mobilenext.Key {
 	out := make(map[string]mobilenext.Key, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
+	maps.Copy(out, m)
 	return out
 }
 

@@ -84,13 +84,11 @@ func TestInventoryCoalescesConcurrentReads(t *testing.T) {
 	inv := NewInventory(svc, time.Minute, nil)
 	var wg sync.WaitGroup
 	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if _, err := inv.Get(context.Background()); err != nil {
 				t.Error(err)
 			}
-		}()
+		})
 	}
 	for lists.Load() == 0 {
 		time.Sleep(time.Millisecond)

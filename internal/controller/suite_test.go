@@ -278,7 +278,7 @@ func (t *tenant) credentials(name, token string) {
 }
 
 // connection creates a Connection to the tenant's emulator.
-func (t *tenant) connection(name, secret string) *iamv1alpha1.Connection {
+func (t *tenant) connection(name, secret string) {
 	GinkgoHelper()
 	c := &iamv1alpha1.Connection{
 		ObjectMeta: metav1.ObjectMeta{Namespace: t.ns, Name: name},
@@ -288,11 +288,10 @@ func (t *tenant) connection(name, secret string) *iamv1alpha1.Connection {
 		}},
 	}
 	Expect(k8sClient.Create(ctx, c)).To(Succeed())
-	return c
 }
 
 // apiKey creates an ApiKey on the tenant's Connection "api".
-func (t *tenant) apiKey(name string, mutate ...func(*iamv1alpha1.ApiKey)) *iamv1alpha1.ApiKey {
+func (t *tenant) apiKey(name string, mutate ...func(*iamv1alpha1.ApiKey)) {
 	GinkgoHelper()
 	k := &iamv1alpha1.ApiKey{
 		ObjectMeta: metav1.ObjectMeta{Namespace: t.ns, Name: name},
@@ -304,7 +303,6 @@ func (t *tenant) apiKey(name string, mutate ...func(*iamv1alpha1.ApiKey)) *iamv1
 		m(k)
 	}
 	Expect(k8sClient.Create(ctx, k)).To(Succeed())
-	return k
 }
 
 // get reads an ApiKey.
@@ -360,8 +358,9 @@ func (t *tenant) secret(name string) *corev1.Secret {
 
 // remoteIDs lists the ids of the keys in the tenant's organization.
 func (t *tenant) remoteIDs() []string {
-	var ids []string
-	for _, k := range t.emu.Keys(t.orgID) {
+	keys := t.emu.Keys(t.orgID)
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
 		ids = append(ids, k.ID)
 	}
 	return ids

@@ -361,8 +361,9 @@ func TestKeysListedByCreationTime(t *testing.T) {
 	e.clock.Advance(-2 * time.Hour)
 	early, _ := e.create(t, "early")
 
-	var ids []string
-	for _, k := range e.s.Keys(e.org) {
+	keys := e.s.Keys(e.org)
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
 		ids = append(ids, k.ID)
 	}
 	if diff := cmp.Diff([]string{early, late}, ids); diff != "" {
@@ -926,7 +927,7 @@ func TestDeterministicFaults(t *testing.T) {
 			Faults: emulator.Faults{ServerErrorRate: 0.5},
 			Rand:   rand.New(rand.NewPCG(7, 7)),
 		})
-		var out []int
+		out := make([]int, 0, 20)
 		for range 20 {
 			out = append(out, e.do(t, http.MethodGet, "/api/v1/keys", "", withToken(e.token)).status)
 		}
@@ -1135,175 +1136,191 @@ func TestAdminAPI(t *testing.T) {
 	e := newEnv(t, emulator.Options{AdminToken: adminToken})
 	admin := withHeader("X-Emulator-Admin", adminToken)
 
-	t.Run("authentication", func(t *testing.T) {
-		for _, opts := range [][]reqOption{nil, {withHeader("X-Emulator-Admin", "wrong")}, {withToken(e.token)}} {
-			resp := e.do(t, http.MethodGet, "/_emulator/stats", "", opts...)
-			if resp.status != http.StatusUnauthorized || resp.errorCode(t) != "unauthorized" {
-				t.Errorf("status %d, body %s; want 401 unauthorized", resp.status, resp.body)
-			}
-		}
-	})
+	t.Run("authentication", func(t *testing.T) { adminAuthentication(t, e) })
 
-	t.Run("routing", func(t *testing.T) {
-		if resp := e.do(t, http.MethodGet, "/_emulator/nope", "", admin); resp.status != http.StatusNotFound {
-			t.Errorf("unknown admin path: status %d, want 404", resp.status)
-		}
-		resp := e.do(t, http.MethodGet, "/_emulator/hold", "", admin)
-		if resp.status != http.StatusMethodNotAllowed || resp.header.Get("Allow") != "POST" {
-			t.Errorf("GET /_emulator/hold: status %d, Allow %q; want 405 and POST", resp.status, resp.header.Get("Allow"))
-		}
-		resp = e.do(t, http.MethodPost, "/_emulator/faults", "{}", admin)
-		if resp.status != http.StatusMethodNotAllowed || resp.header.Get("Allow") != "GET, PUT" {
-			t.Errorf("POST /_emulator/faults: status %d, Allow %q; want 405 and GET, PUT",
-				resp.status, resp.header.Get("Allow"))
-		}
-	})
+	t.Run("routing", func(t *testing.T) { adminRouting(t, e, admin) })
 
 	id, secret := e.create(t, "ci runner")
 
-	t.Run("keys", func(t *testing.T) {
-		resp := e.do(t, http.MethodGet, "/_emulator/keys", "", admin)
-		if resp.status != http.StatusOK {
-			t.Fatalf("status %d, body %s", resp.status, resp.body)
-		}
-		want := map[string]any{"data": []any{map[string]any{
-			"organizationId": e.org, "id": id, "name": "ci runner",
-			"apiKeySuffix": secret[len(secret)-8:], "createdAt": "2026-11-27T13:00:00Z", "lastUsedAt": nil,
-		}}}
-		if diff := cmp.Diff(want, resp.object(t)); diff != "" {
-			t.Errorf("keys (-want +got):\n%s", diff)
-		}
-	})
+	t.Run("keys", func(t *testing.T) { adminKeys(t, e, admin, id, secret) })
 
-	t.Run("stats", func(t *testing.T) {
-		resp := e.do(t, http.MethodGet, "/_emulator/stats", "", admin)
-		want := map[string]any{
-			"list": 0.0, "create": 1.0, "delete": 0.0, "unauthorized": 0.0,
-			"throttled": 0.0, "serverErrors": 0.0, "lostCreates": 0.0,
-		}
-		if diff := cmp.Diff(want, resp.object(t)); diff != "" {
-			t.Errorf("stats (-want +got):\n%s", diff)
-		}
-		if resp := e.do(t, http.MethodPost, "/_emulator/stats/reset", "", admin); resp.status != http.StatusNoContent {
-			t.Errorf("reset: status %d, want 204", resp.status)
-		}
-		if got := e.s.Stats(); got != (emulator.Stats{}) {
-			t.Errorf("Stats after reset = %+v, want zero", got)
-		}
-	})
+	t.Run("stats", func(t *testing.T) { adminStats(t, e, admin) })
 
-	t.Run("faults", func(t *testing.T) {
-		resp := e.do(t, http.MethodPut, "/_emulator/faults", `{"throttleRate":1,"retryAfter":"3s"}`, admin)
-		if resp.status != http.StatusOK {
-			t.Fatalf("PUT faults: status %d, body %s", resp.status, resp.body)
-		}
-		throttled := e.do(t, http.MethodGet, "/api/v1/keys", "", withToken(e.token))
-		if throttled.status != http.StatusTooManyRequests || throttled.header.Get("Retry-After") != "3" {
-			t.Errorf("list: status %d, Retry-After %q; want 429 and 3", throttled.status, throttled.header.Get("Retry-After"))
-		}
-		got := e.do(t, http.MethodGet, "/_emulator/faults", "", admin).object(t)
-		if got["throttleRate"] != 1.0 || got["retryAfter"] != "3s" || got["latency"] != "0s" {
-			t.Errorf("GET faults = %v", got)
-		}
+	t.Run("faults", func(t *testing.T) { adminFaults(t, e, admin) })
 
-		for _, bad := range []string{`{"throttleRate":2}`, `{"latency":"-1s"}`, `{"latency":"soon"}`, `{"bogus":1}`, ``} {
-			if resp := e.do(t, http.MethodPut, "/_emulator/faults", bad, admin); resp.status != http.StatusBadRequest {
-				t.Errorf("PUT faults %q: status %d, want 400", bad, resp.status)
-			}
-		}
-		if e.s.Stats().Throttled != 1 {
-			t.Errorf("invalid PUTs changed the faults")
-		}
+	t.Run("hold and release", func(t *testing.T) { adminHoldAndRelease(t, e, admin) })
 
-		e.do(t, http.MethodPut, "/_emulator/faults", `{}`, admin)
-		if resp := e.do(t, http.MethodGet, "/api/v1/keys", "", withToken(e.token)); resp.status != http.StatusOK {
-			t.Errorf("list after clearing faults: status %d, want 200", resp.status)
-		}
-	})
+	t.Run("revoke", func(t *testing.T) { adminRevoke(t, e, admin, id) })
 
-	t.Run("hold and release", func(t *testing.T) {
-		held := func() float64 {
-			v, _ := e.do(t, http.MethodGet, "/_emulator/held", "", admin).object(t)["held"].(float64)
-			return v
-		}
-		if resp := e.do(t, http.MethodPost, "/_emulator/hold", "", admin); resp.status != http.StatusNoContent {
-			t.Fatalf("hold: status %d, want 204", resp.status)
-		}
-		outcome := e.createAsync(t.Context(), "held")
-		waitFor(t, "a held create", func() bool { return held() == 1 })
-		if resp := e.do(t, http.MethodPost, "/_emulator/release", "", admin); resp.status != http.StatusNoContent {
-			t.Fatalf("release: status %d, want 204", resp.status)
-		}
-		if o := <-outcome; o.err != nil || o.resp.status != http.StatusCreated {
-			t.Errorf("held create: status %d, err %v; want 201", o.resp.status, o.err)
-		}
-		waitFor(t, "no held create", func() bool { return held() == 0 })
-	})
+	t.Run("tokens", func(t *testing.T) { adminTokens(t, e, admin) })
+}
 
-	t.Run("revoke", func(t *testing.T) {
-		other := e.s.AddOrganization("Other")
-		if err := e.s.AddMember(other, e.user, emulator.RoleAdmin); err != nil {
-			t.Fatal(err)
+func adminAuthentication(t *testing.T, e *env) {
+	for _, opts := range [][]reqOption{nil, {withHeader("X-Emulator-Admin", "wrong")}, {withToken(e.token)}} {
+		resp := e.do(t, http.MethodGet, "/_emulator/stats", "", opts...)
+		if resp.status != http.StatusUnauthorized || resp.errorCode(t) != "unauthorized" {
+			t.Errorf("status %d, body %s; want 401 unauthorized", resp.status, resp.body)
 		}
-		resp := e.do(t, http.MethodPost, "/api/v1/keys", `{"name":"elsewhere"}`,
-			withToken(e.token), withHeader("X-Organization-Id", other))
-		otherID, _ := resp.object(t)["id"].(string)
+	}
+}
 
-		for _, keyID := range []string{id, otherID} {
-			if resp := e.do(t, http.MethodDelete, "/_emulator/keys/"+keyID, "", admin); resp.status != http.StatusNoContent {
-				t.Errorf("revoke %s: status %d, want 204", keyID, resp.status)
-			}
-		}
-		if keys := e.s.Keys(other); len(keys) != 0 {
-			t.Errorf("Keys(other) = %+v, want none", keys)
-		}
-		if resp := e.do(t, http.MethodDelete, "/_emulator/keys/"+id, "", admin); resp.status != http.StatusNotFound {
-			t.Errorf("second revoke: status %d, want 404", resp.status)
-		}
-	})
+func adminRouting(t *testing.T, e *env, admin reqOption) {
+	if resp := e.do(t, http.MethodGet, "/_emulator/nope", "", admin); resp.status != http.StatusNotFound {
+		t.Errorf("unknown admin path: status %d, want 404", resp.status)
+	}
+	resp := e.do(t, http.MethodGet, "/_emulator/hold", "", admin)
+	if resp.status != http.StatusMethodNotAllowed || resp.header.Get("Allow") != "POST" {
+		t.Errorf("GET /_emulator/hold: status %d, Allow %q; want 405 and POST", resp.status, resp.header.Get("Allow"))
+	}
+	resp = e.do(t, http.MethodPost, "/_emulator/faults", "{}", admin)
+	if resp.status != http.StatusMethodNotAllowed || resp.header.Get("Allow") != "GET, PUT" {
+		t.Errorf("POST /_emulator/faults: status %d, Allow %q; want 405 and GET, PUT",
+			resp.status, resp.header.Get("Allow"))
+	}
+}
 
-	t.Run("tokens", func(t *testing.T) {
-		resp := e.do(t, http.MethodPost, "/_emulator/tokens",
-			`{"email":"viewer@example.com","role":"read-only","ttl":"1h"}`, admin)
-		if resp.status != http.StatusCreated {
-			t.Fatalf("status %d, body %s", resp.status, resp.body)
-		}
-		var issued struct {
-			Token  string `json:"token"`
-			UserID string `json:"userId"`
-		}
-		if err := json.Unmarshal(resp.body, &issued); err != nil || issued.Token == "" || issued.UserID == "" {
-			t.Fatalf("body %s: %v", resp.body, err)
-		}
-		victim, _ := e.create(t, "victim")
-		if resp := e.do(t, http.MethodGet, "/api/v1/keys", "", withToken(issued.Token)); resp.status != http.StatusOK {
-			t.Errorf("read-only list: status %d, want 200", resp.status)
-		}
-		if resp := e.do(t, http.MethodDelete, "/api/v1/keys/"+victim, "",
-			withToken(issued.Token)); resp.status != http.StatusForbidden {
-			t.Errorf("read-only delete: status %d, want 403", resp.status)
-		}
-		e.clock.Advance(time.Hour)
-		resp = e.do(t, http.MethodGet, "/api/v1/keys", "", withToken(issued.Token))
-		if resp.status != http.StatusUnauthorized {
-			t.Errorf("list after the ttl: status %d, want 401", resp.status)
-		}
+func adminKeys(t *testing.T, e *env, admin reqOption, id, secret string) {
+	resp := e.do(t, http.MethodGet, "/_emulator/keys", "", admin)
+	if resp.status != http.StatusOK {
+		t.Fatalf("status %d, body %s", resp.status, resp.body)
+	}
+	want := map[string]any{"data": []any{map[string]any{
+		"organizationId": e.org, "id": id, "name": "ci runner",
+		"apiKeySuffix": secret[len(secret)-8:], "createdAt": "2026-11-27T13:00:00Z", "lastUsedAt": nil,
+	}}}
+	if diff := cmp.Diff(want, resp.object(t)); diff != "" {
+		t.Errorf("keys (-want +got):\n%s", diff)
+	}
+}
 
-		for _, bad := range []struct {
-			body       string
-			wantStatus int
-		}{
-			{`{"role":"read-only"}`, http.StatusBadRequest},
-			{`{"email":"x@example.com","role":"owner"}`, http.StatusBadRequest},
-			{`{"email":"x@example.com","ttl":"forever"}`, http.StatusBadRequest},
-			{`{"email":"x@example.com","ttl":"-1h"}`, http.StatusBadRequest},
-			{`{"email":"x@example.com","organizationId":"org_nope"}`, http.StatusNotFound},
-		} {
-			if resp := e.do(t, http.MethodPost, "/_emulator/tokens", bad.body, admin); resp.status != bad.wantStatus {
-				t.Errorf("POST tokens %s: status %d, want %d", bad.body, resp.status, bad.wantStatus)
-			}
+func adminStats(t *testing.T, e *env, admin reqOption) {
+	resp := e.do(t, http.MethodGet, "/_emulator/stats", "", admin)
+	want := map[string]any{
+		"list": 0.0, "create": 1.0, "delete": 0.0, "unauthorized": 0.0,
+		"throttled": 0.0, "serverErrors": 0.0, "lostCreates": 0.0,
+	}
+	if diff := cmp.Diff(want, resp.object(t)); diff != "" {
+		t.Errorf("stats (-want +got):\n%s", diff)
+	}
+	if resp := e.do(t, http.MethodPost, "/_emulator/stats/reset", "", admin); resp.status != http.StatusNoContent {
+		t.Errorf("reset: status %d, want 204", resp.status)
+	}
+	if got := e.s.Stats(); got != (emulator.Stats{}) {
+		t.Errorf("Stats after reset = %+v, want zero", got)
+	}
+}
+
+func adminFaults(t *testing.T, e *env, admin reqOption) {
+	resp := e.do(t, http.MethodPut, "/_emulator/faults", `{"throttleRate":1,"retryAfter":"3s"}`, admin)
+	if resp.status != http.StatusOK {
+		t.Fatalf("PUT faults: status %d, body %s", resp.status, resp.body)
+	}
+	throttled := e.do(t, http.MethodGet, "/api/v1/keys", "", withToken(e.token))
+	if throttled.status != http.StatusTooManyRequests || throttled.header.Get("Retry-After") != "3" {
+		t.Errorf("list: status %d, Retry-After %q; want 429 and 3", throttled.status, throttled.header.Get("Retry-After"))
+	}
+	got := e.do(t, http.MethodGet, "/_emulator/faults", "", admin).object(t)
+	if got["throttleRate"] != 1.0 || got["retryAfter"] != "3s" || got["latency"] != "0s" {
+		t.Errorf("GET faults = %v", got)
+	}
+
+	for _, bad := range []string{`{"throttleRate":2}`, `{"latency":"-1s"}`, `{"latency":"soon"}`, `{"bogus":1}`, ``} {
+		if resp := e.do(t, http.MethodPut, "/_emulator/faults", bad, admin); resp.status != http.StatusBadRequest {
+			t.Errorf("PUT faults %q: status %d, want 400", bad, resp.status)
 		}
-	})
+	}
+	if e.s.Stats().Throttled != 1 {
+		t.Errorf("invalid PUTs changed the faults")
+	}
+
+	e.do(t, http.MethodPut, "/_emulator/faults", `{}`, admin)
+	if resp := e.do(t, http.MethodGet, "/api/v1/keys", "", withToken(e.token)); resp.status != http.StatusOK {
+		t.Errorf("list after clearing faults: status %d, want 200", resp.status)
+	}
+}
+
+func adminHoldAndRelease(t *testing.T, e *env, admin reqOption) {
+	held := func() float64 {
+		v, _ := e.do(t, http.MethodGet, "/_emulator/held", "", admin).object(t)["held"].(float64)
+		return v
+	}
+	if resp := e.do(t, http.MethodPost, "/_emulator/hold", "", admin); resp.status != http.StatusNoContent {
+		t.Fatalf("hold: status %d, want 204", resp.status)
+	}
+	outcome := e.createAsync(t.Context(), "held")
+	waitFor(t, "a held create", func() bool { return held() == 1 })
+	if resp := e.do(t, http.MethodPost, "/_emulator/release", "", admin); resp.status != http.StatusNoContent {
+		t.Fatalf("release: status %d, want 204", resp.status)
+	}
+	if o := <-outcome; o.err != nil || o.resp.status != http.StatusCreated {
+		t.Errorf("held create: status %d, err %v; want 201", o.resp.status, o.err)
+	}
+	waitFor(t, "no held create", func() bool { return held() == 0 })
+}
+
+func adminRevoke(t *testing.T, e *env, admin reqOption, id string) {
+	other := e.s.AddOrganization("Other")
+	if err := e.s.AddMember(other, e.user, emulator.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	resp := e.do(t, http.MethodPost, "/api/v1/keys", `{"name":"elsewhere"}`,
+		withToken(e.token), withHeader("X-Organization-Id", other))
+	otherID, _ := resp.object(t)["id"].(string)
+
+	for _, keyID := range []string{id, otherID} {
+		if resp := e.do(t, http.MethodDelete, "/_emulator/keys/"+keyID, "", admin); resp.status != http.StatusNoContent {
+			t.Errorf("revoke %s: status %d, want 204", keyID, resp.status)
+		}
+	}
+	if keys := e.s.Keys(other); len(keys) != 0 {
+		t.Errorf("Keys(other) = %+v, want none", keys)
+	}
+	if resp := e.do(t, http.MethodDelete, "/_emulator/keys/"+id, "", admin); resp.status != http.StatusNotFound {
+		t.Errorf("second revoke: status %d, want 404", resp.status)
+	}
+}
+
+func adminTokens(t *testing.T, e *env, admin reqOption) {
+	resp := e.do(t, http.MethodPost, "/_emulator/tokens",
+		`{"email":"viewer@example.com","role":"read-only","ttl":"1h"}`, admin)
+	if resp.status != http.StatusCreated {
+		t.Fatalf("status %d, body %s", resp.status, resp.body)
+	}
+	var issued struct {
+		Token  string `json:"token"`
+		UserID string `json:"userId"`
+	}
+	if err := json.Unmarshal(resp.body, &issued); err != nil || issued.Token == "" || issued.UserID == "" {
+		t.Fatalf("body %s: %v", resp.body, err)
+	}
+	victim, _ := e.create(t, "victim")
+	if resp := e.do(t, http.MethodGet, "/api/v1/keys", "", withToken(issued.Token)); resp.status != http.StatusOK {
+		t.Errorf("read-only list: status %d, want 200", resp.status)
+	}
+	if resp := e.do(t, http.MethodDelete, "/api/v1/keys/"+victim, "",
+		withToken(issued.Token)); resp.status != http.StatusForbidden {
+		t.Errorf("read-only delete: status %d, want 403", resp.status)
+	}
+	e.clock.Advance(time.Hour)
+	resp = e.do(t, http.MethodGet, "/api/v1/keys", "", withToken(issued.Token))
+	if resp.status != http.StatusUnauthorized {
+		t.Errorf("list after the ttl: status %d, want 401", resp.status)
+	}
+
+	for _, bad := range []struct {
+		body       string
+		wantStatus int
+	}{
+		{`{"role":"read-only"}`, http.StatusBadRequest},
+		{`{"email":"x@example.com","role":"owner"}`, http.StatusBadRequest},
+		{`{"email":"x@example.com","ttl":"forever"}`, http.StatusBadRequest},
+		{`{"email":"x@example.com","ttl":"-1h"}`, http.StatusBadRequest},
+		{`{"email":"x@example.com","organizationId":"org_nope"}`, http.StatusNotFound},
+	} {
+		if resp := e.do(t, http.MethodPost, "/_emulator/tokens", bad.body, admin); resp.status != bad.wantStatus {
+			t.Errorf("POST tokens %s: status %d, want %d", bad.body, resp.status, bad.wantStatus)
+		}
+	}
 }
 
 func TestAdminTokensWithoutBootstrap(t *testing.T) {

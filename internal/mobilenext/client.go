@@ -170,8 +170,7 @@ func parseBaseURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// A *url.Error quotes the whole URL; its cause only the bad part.
-		var urlErr *url.Error
-		if errors.As(err, &urlErr) {
+		if urlErr, ok := errors.AsType[*url.Error](err); ok {
 			err = urlErr.Err
 		}
 		return "", fmt.Errorf("invalid URL: %w", err)
@@ -430,8 +429,7 @@ func (c *Client) failure(ctx, reqCtx context.Context, method, path, reason strin
 // repeats the full URL; the caller's message names the method and path
 // already.
 func unwrapURLError(err error) error {
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
+	if urlErr, ok := errors.AsType[*url.Error](err); ok {
 		return urlErr.Err
 	}
 	return err

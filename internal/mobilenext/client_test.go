@@ -132,8 +132,7 @@ func assertClass(t *testing.T, err error, want mobilenext.Class) {
 
 // apiError returns the *APIError in err's chain, or nil.
 func apiError(err error) *mobilenext.APIError {
-	var apiErr *mobilenext.APIError
-	if errors.As(err, &apiErr) {
+	if apiErr, ok := errors.AsType[*mobilenext.APIError](err); ok {
 		return apiErr
 	}
 	return nil
@@ -219,9 +218,9 @@ func TestKeyLifecycleAgainstEmulator(t *testing.T) {
 func TestErrorsFromEmulator(t *testing.T) {
 	tests := []struct {
 		name string
-		// run performs the failing call and returns its error and the
-		// credentials that must not appear in it.
-		run        func(t *testing.T, e *env) (err error, credentials []string)
+		// run performs the failing call and returns the credentials that
+		// must not appear in its error, and the error.
+		run        func(t *testing.T, e *env) (credentials []string, err error)
 		wantClass  mobilenext.Class
 		wantStatus int // 0: no HTTP answer; -1: any 5xx
 		wantCode   string
@@ -230,9 +229,9 @@ func TestErrorsFromEmulator(t *testing.T) {
 	}{
 		{
 			name: "400 empty name",
-			run: func(t *testing.T, e *env) (error, []string) {
+			run: func(t *testing.T, e *env) ([]string, error) {
 				_, err := e.client(t, e.token).CreateKey(t.Context(), "")
-				return err, []string{e.token}
+				return []string{e.token}, err
 			},
 			wantClass:  mobilenext.ClassBadRequest,
 			wantStatus: http.StatusBadRequest,
@@ -241,9 +240,9 @@ func TestErrorsFromEmulator(t *testing.T) {
 		},
 		{
 			name: "401 malformed token",
-			run: func(t *testing.T, e *env) (error, []string) {
+			run: func(t *testing.T, e *env) ([]string, error) {
 				_, err := e.client(t, "NotASessionToken").ListKeys(t.Context())
-				return err, []string{"NotASessionToken"}
+				return []string{"NotASessionToken"}, err
 			},
 			wantClass:  mobilenext.ClassUnauthorized,
 			wantStatus: http.StatusUnauthorized,
@@ -252,35 +251,35 @@ func TestErrorsFromEmulator(t *testing.T) {
 		},
 		{
 			name: "401 token signed by someone else",
-			run: func(t *testing.T, e *env) (error, []string) {
+			run: func(t *testing.T, e *env) ([]string, error) {
 				other := emulator.New(emulator.Options{Now: e.clock.Now})
 				_, _, token, err := other.Bootstrap()
 				if err != nil {
 					t.Fatalf("Bootstrap: %v", err)
 				}
 				_, err = e.client(t, token).ListKeys(t.Context())
-				return err, []string{token}
+				return []string{token}, err
 			},
 			wantClass:  mobilenext.ClassUnauthorized,
 			wantStatus: http.StatusUnauthorized,
 		},
 		{
 			name: "401 expired token",
-			run: func(t *testing.T, e *env) (error, []string) {
+			run: func(t *testing.T, e *env) ([]string, error) {
 				token, err := e.emu.IssueToken(e.userID, time.Hour)
 				if err != nil {
 					t.Fatalf("IssueToken: %v", err)
 				}
 				e.clock.Advance(2 * time.Hour)
 				_, err = e.client(t, token).ListKeys(t.Context())
-				return err, []string{token, e.token}
+				return []string{token, e.token}, err
 			},
 			wantClass:  mobilenext.ClassUnauthorized,
 			wantStatus: http.StatusUnauthorized,
 		},
 		{
 			name: "401 API key as token",
-			run: func(t *testing.T, e *env) (error, []string) {
+			run: func(t *testing.T, e *env) ([]string, error) {
 				key, err := e.client(t, e.token).CreateKey(t.Context(), "ci")
 				if err != nil {
 					t.Fatalf("CreateKey: %v", err)
@@ -288,14 +287,14 @@ func TestErrorsFromEmulator(t *testing.T) {
 				apiKey := key.Secret.Reveal()
 				c := e.client(t, apiKey)
 				_, err = c.ListKeys(t.Context())
-				return err, []string{apiKey, e.token}
+				return []string{apiKey, e.token}, err
 			},
 			wantClass:  mobilenext.ClassUnauthorized,
 			wantStatus: http.StatusUnauthorized,
 		},
 		{
 			name: "403 read-only member deletes",
-			run: func(t *testing.T, e *env) (error, []string) {
+			run: func(t *testing.T, e *env) ([]string, error) {
 				key, err := e.client(t, e.token).CreateKey(t.Context(), "ci")
 				if err != nil {
 					t.Fatalf("CreateKey: %v", err)
@@ -313,7 +312,7 @@ func TestErrorsFromEmulator(t *testing.T) {
 				if got := len(e.emu.Keys(e.orgID)); got != 1 {
 					t.Errorf("emulator holds %d keys after a refused delete, want 1", got)
 				}
-				return err, []string{token, key.Secret.Reveal()}
+				return []string{token, key.Secret.Reveal()}, err
 			},
 			wantClass:  mobilenext.ClassForbidden,
 			wantStatus: http.StatusForbidden,
@@ -322,11 +321,11 @@ func TestErrorsFromEmulator(t *testing.T) {
 		},
 		{
 			name: "403 organization the user is not a member of",
-			run: func(t *testing.T, e *env) (error, []string) {
+			run: func(t *testing.T, e *env) ([]string, error) {
 				other := e.emu.AddOrganization("Other")
 				c := e.client(t, e.token, func(cfg *mobilenext.Config) { cfg.OrganizationID = other })
 				_, err := c.ListKeys(t.Context())
-				return err, []string{e.token}
+				return []string{e.token}, err
 			},
 			wantClass:  mobilenext.ClassForbidden,
 			wantStatus: http.StatusForbidden,
@@ -334,8 +333,8 @@ func TestErrorsFromEmulator(t *testing.T) {
 		},
 		{
 			name: "404 unknown key",
-			run: func(t *testing.T, e *env) (error, []string) {
-				return e.client(t, e.token).DeleteKey(t.Context(), "key_0000000000"), []string{e.token}
+			run: func(t *testing.T, e *env) ([]string, error) {
+				return []string{e.token}, e.client(t, e.token).DeleteKey(t.Context(), "key_0000000000")
 			},
 			wantClass:  mobilenext.ClassNotFound,
 			wantStatus: http.StatusNotFound,
@@ -344,10 +343,10 @@ func TestErrorsFromEmulator(t *testing.T) {
 		},
 		{
 			name: "429 with Retry-After",
-			run: func(t *testing.T, e *env) (error, []string) {
+			run: func(t *testing.T, e *env) ([]string, error) {
 				e.emu.SetFaults(emulator.Faults{ThrottleRate: 1, RetryAfter: 7 * time.Second})
 				_, err := e.client(t, e.token).ListKeys(t.Context())
-				return err, []string{e.token}
+				return []string{e.token}, err
 			},
 			wantClass:  mobilenext.ClassThrottled,
 			wantStatus: http.StatusTooManyRequests,
@@ -357,43 +356,43 @@ func TestErrorsFromEmulator(t *testing.T) {
 		},
 		{
 			name: "5xx",
-			run: func(t *testing.T, e *env) (error, []string) {
+			run: func(t *testing.T, e *env) ([]string, error) {
 				e.emu.SetFaults(emulator.Faults{ServerErrorRate: 1})
 				_, err := e.client(t, e.token).CreateKey(t.Context(), "ci")
-				return err, []string{e.token}
+				return []string{e.token}, err
 			},
 			wantClass:  mobilenext.ClassTransient,
 			wantStatus: -1,
 		},
 		{
 			name: "create answer lost as 502",
-			run: func(t *testing.T, e *env) (error, []string) {
+			run: func(t *testing.T, e *env) ([]string, error) {
 				e.emu.SetFaults(emulator.Faults{LoseCreateRate: 1})
 				_, err := e.client(t, e.token).CreateKey(t.Context(), "ci")
 				if got := len(e.emu.Keys(e.orgID)); got != 1 {
 					t.Errorf("emulator holds %d keys after a lost create, want 1", got)
 				}
-				return err, []string{e.token}
+				return []string{e.token}, err
 			},
 			wantClass:  mobilenext.ClassTransient,
 			wantStatus: http.StatusBadGateway,
 		},
 		{
 			name: "create connection dropped",
-			run: func(t *testing.T, e *env) (error, []string) {
+			run: func(t *testing.T, e *env) ([]string, error) {
 				e.emu.SetFaults(emulator.Faults{LoseCreateRate: 1, DropConnection: true})
 				_, err := e.client(t, e.token).CreateKey(t.Context(), "ci")
 				if got := len(e.emu.Keys(e.orgID)); got != 1 {
 					t.Errorf("emulator holds %d keys after a dropped create, want 1", got)
 				}
-				return err, []string{e.token}
+				return []string{e.token}, err
 			},
 			wantClass: mobilenext.ClassTransient,
 			wantText:  "create key: POST /api/v1/keys: ",
 		},
 		{
 			name: "timeout",
-			run: func(t *testing.T, e *env) (error, []string) {
+			run: func(t *testing.T, e *env) ([]string, error) {
 				e.emu.SetFaults(emulator.Faults{Latency: 3 * time.Second})
 				c := e.client(t, e.token, func(cfg *mobilenext.Config) { cfg.Timeout = 100 * time.Millisecond })
 				start := time.Now()
@@ -404,7 +403,7 @@ func TestErrorsFromEmulator(t *testing.T) {
 				if !errors.Is(err, context.DeadlineExceeded) {
 					t.Errorf("error %v does not wrap context.DeadlineExceeded", err)
 				}
-				return err, []string{e.token}
+				return []string{e.token}, err
 			},
 			wantClass: mobilenext.ClassTransient,
 			wantText:  "list keys: GET /api/v1/keys: request timed out after 100ms",
@@ -414,7 +413,7 @@ func TestErrorsFromEmulator(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			err, credentials := tt.run(t, e)
+			credentials, err := tt.run(t, e)
 			if err == nil {
 				t.Fatal("the call succeeded, want an error")
 			}
@@ -520,15 +519,12 @@ func answerByMethod(w http.ResponseWriter, r *http.Request) {
 }
 
 // stub serves handler and returns a client of it and the recorder.
-func stub(t *testing.T, handler http.HandlerFunc, opts ...func(*mobilenext.Config)) (*mobilenext.Client, *recorder) {
+func stub(t *testing.T, handler http.HandlerFunc) (*mobilenext.Client, *recorder) {
 	t.Helper()
 	rec := &recorder{answer: handler}
 	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
 	cfg := mobilenext.Config{URL: srv.URL, Token: mobilenext.NewToken(tokenValue), Timeout: 5 * time.Second}
-	for _, opt := range opts {
-		opt(&cfg)
-	}
 	c, err := mobilenext.NewClient(cfg)
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)

@@ -163,12 +163,10 @@ func Classify(err error) Class {
 	if err == nil {
 		return ClassNone
 	}
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
+	if apiErr, ok := errors.AsType[*APIError](err); ok {
 		return classifyStatus(apiErr.StatusCode)
 	}
-	var argErr *argumentError
-	if errors.As(err, &argErr) {
+	if _, ok := errors.AsType[*argumentError](err); ok {
 		return ClassBadRequest
 	}
 	// Everything else, this package's requestError included (connection
@@ -205,8 +203,7 @@ func classifyStatus(code int) Class {
 // RetryAfter returns the delay the API asked for with Retry-After on the
 // answer err reports, or 0 if there is none.
 func RetryAfter(err error) time.Duration {
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
+	if apiErr, ok := errors.AsType[*APIError](err); ok {
 		return apiErr.RetryAfter
 	}
 	return 0

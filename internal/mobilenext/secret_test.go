@@ -188,19 +188,28 @@ func TestRedactionSlog(t *testing.T) {
 func TestRedactionJSON(t *testing.T) {
 	secret := mobilenext.NewSecret(secretValue)
 	token := mobilenext.NewToken(tokenValue)
+	// A Config cannot be encoded as a whole (its *http.Client holds funcs),
+	// so its fields are copied into a struct that carries the token the way
+	// a Config does.
+	type configFields struct {
+		URL            string           `json:"url"`
+		Token          mobilenext.Token `json:"token"`
+		OrganizationID string           `json:"organizationId"`
+	}
+	cfg := mobilenext.Config{URL: "https://api.example.com", Token: token, OrganizationID: "org_1"}
 	doc := struct {
 		Secret  mobilenext.Secret            `json:"secret"`
 		Token   mobilenext.Token             `json:"token"`
 		Ptr     *mobilenext.Secret           `json:"ptr"`
 		Created mobilenext.CreatedKey        `json:"created"`
-		Config  mobilenext.Config            `json:"config"`
+		Config  configFields                 `json:"config"`
 		ByName  map[string]mobilenext.Secret `json:"byName"`
 	}{
 		Secret:  secret,
 		Token:   token,
 		Ptr:     &secret,
 		Created: mobilenext.CreatedKey{ID: "key_1", Secret: secret},
-		Config:  mobilenext.Config{Token: token},
+		Config:  configFields{URL: cfg.URL, Token: cfg.Token, OrganizationID: cfg.OrganizationID},
 		ByName:  map[string]mobilenext.Secret{"a": secret},
 	}
 	out, err := json.Marshal(doc)

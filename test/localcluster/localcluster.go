@@ -64,7 +64,8 @@ func Start(opts Options) (*Cluster, error) {
 		opts.AssetsDir = os.Getenv("KUBEBUILDER_ASSETS")
 	}
 	if opts.AssetsDir == "" {
-		return nil, errors.New("no control plane binaries: set KUBEBUILDER_ASSETS to the directory hack/controlplane.sh prints")
+		return nil, errors.New(
+			"no control plane binaries: set KUBEBUILDER_ASSETS to the directory hack/controlplane.sh prints")
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, err
