@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -400,6 +401,69 @@ var _ = Describe("ApiKey", func() {
 		Eventually(t.remoteIDs).WithTimeout(4 * testSyncPeriod).Should(ConsistOf(k.Status.KeyID))
 		Eventually(func() []iamv1alpha1.UnresolvedAttempt { return t.get("late").Status.UnresolvedAttempts }).Should(BeEmpty())
 		Expect(t.emu.UseKey(string(t.secret("late").Data["apiKey"]))).To(BeTrue())
+	})
+
+	It("stops on a 400 until the spec changes", func() {
+		t := newTenant()
+		var refusals atomic.Int32
+		serviceWrappers.Store(t.url, func(svc KeyService) KeyService {
+			return KeyServiceFuncs{
+				List:   svc.ListKeys,
+				Delete: svc.DeleteKey,
+				Create: func(ctx context.Context, name string) (*mobilenext.CreatedKey, error) {
+					if strings.HasPrefix(name, "refused ") {
+						refusals.Add(1)
+						return nil, &mobilenext.APIError{Method: "POST", Path: "/api/v1/keys", StatusCode: 400, Message: "name is not acceptable"}
+					}
+					return svc.CreateKey(ctx, name)
+				},
+			}
+		})
+		DeferCleanup(func() { serviceWrappers.Delete(t.url) })
+		t.apiKey("refused", func(k *iamv1alpha1.ApiKey) { k.Spec.Name = "refused name" })
+		cond := t.waitReason("refused", iamv1alpha1.ReasonInvalidSpec)
+		Expect(cond.Message).To(ContainSubstring("name is not acceptable"))
+		Consistently(refusals.Load).WithTimeout(3 * testSyncPeriod).Should(Equal(int32(1)), "no retry until the spec changes")
+
+		Eventually(func() error {
+			k := t.get("refused")
+			k.Spec.Name = "accepted name"
+			return k8sClient.Update(ctx, k)
+		}).Should(Succeed())
+		k := t.waitReady("refused")
+		Expect(k.Status.KeyName).To(HavePrefix("accepted name [k8s-"))
+		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+	})
+
+	It("backs off exponentially while creates fail", func() {
+		t := newTenant()
+		var failing atomic.Bool
+		failing.Store(true)
+		var tries atomic.Int32
+		serviceWrappers.Store(t.url, func(svc KeyService) KeyService {
+			return KeyServiceFuncs{
+				List:   svc.ListKeys,
+				Delete: svc.DeleteKey,
+				Create: func(ctx context.Context, name string) (*mobilenext.CreatedKey, error) {
+					if failing.Load() {
+						tries.Add(1)
+						return nil, &mobilenext.APIError{Method: "POST", Path: "/api/v1/keys", StatusCode: 503, Message: "try later"}
+					}
+					return svc.CreateKey(ctx, name)
+				},
+			}
+		})
+		DeferCleanup(func() { serviceWrappers.Delete(t.url) })
+		t.apiKey("failing")
+		cond := t.waitReason("failing", iamv1alpha1.ReasonRemoteError)
+		Expect(cond.Message).To(ContainSubstring("503"))
+		time.Sleep(8 * time.Second)
+		// Backing off from 1s doubles the wait each time: about five tries in
+		// 8s, where a retry loop would make hundreds.
+		Expect(tries.Load()).To(BeNumerically("<=", 7), "creates tried while the API failed")
+		failing.Store(false)
+		k := t.waitReady("failing")
+		Eventually(t.remoteIDs).WithTimeout(4 * testSyncPeriod).Should(ConsistOf(k.Status.KeyID))
 	})
 
 	It("holds back every call of a connection while the API answers 429", func() {
