@@ -19,10 +19,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -423,7 +423,7 @@ var _ = Describe("ApiKey", func() {
 		t.apiKey("refused", func(k *iamv1alpha1.ApiKey) { k.Spec.Name = "refused name" })
 		cond := t.waitReason("refused", iamv1alpha1.ReasonInvalidSpec)
 		Expect(cond.Message).To(ContainSubstring("name is not acceptable"))
-		Consistently(refusals.Load).WithTimeout(3 * testSyncPeriod).Should(Equal(int32(1)), "no retry until the spec changes")
+		Consistently(refusals.Load).WithTimeout(3*testSyncPeriod).Should(Equal(int32(1)), "no retry until the spec changes")
 
 		Eventually(func() error {
 			k := t.get("refused")
