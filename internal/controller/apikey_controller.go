@@ -352,7 +352,15 @@ func (rc *reconcileContext) resolveConnection(ctx context.Context) (reconcile.Re
 		return reconcile.Result{RequeueAfter: 2 * time.Second}, false
 	}
 	if !state.Ready || state.Inventory == nil {
-		rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("%s is not ready (%s): %s", rc.conn, state.Reason, state.Message))
+		message := fmt.Sprintf("%s is not ready (%s): %s", rc.conn, state.Reason, state.Message)
+		if state.Reason == iamv1alpha1.ReasonUnreachable && readyReason(key) == iamv1alpha1.ReasonKeyReady {
+			// An outage of the API says nothing about the key the Secret
+			// holds: it stays Ready, and Synced tells that nothing could be
+			// checked meanwhile.
+			setSynced(key, false, iamv1alpha1.ReasonConnectionNotReady, message)
+			return wait, false
+		}
+		rc.fail(iamv1alpha1.ReasonConnectionNotReady, message)
 		return wait, false
 	}
 	rc.inv = state.Inventory

@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -464,6 +465,26 @@ var _ = Describe("ApiKey", func() {
 		failing.Store(false)
 		k := t.waitReady("failing")
 		Eventually(t.remoteIDs).WithTimeout(4 * testSyncPeriod).Should(ConsistOf(k.Status.KeyID))
+	})
+
+	It("stays Ready through an API outage and says it is not synced", func() {
+		t := newTenant()
+		t.apiKey("steady")
+		k := t.waitReady("steady")
+		t.emu.SetFaults(emulator.Faults{ServerErrorRate: 1})
+		t.connectionReason("api", iamv1alpha1.ReasonUnreachable)
+		Eventually(func() string {
+			c := meta.FindStatusCondition(t.get("steady").Status.Conditions, iamv1alpha1.ConditionSynced)
+			return string(c.Status) + "/" + c.Reason
+		}).WithTimeout(4 * testSyncPeriod).Should(Equal("False/" + iamv1alpha1.ReasonConnectionNotReady))
+		Consistently(func() string { return readyReason(t.get("steady")) }).
+			WithTimeout(testSyncPeriod).Should(Equal(iamv1alpha1.ReasonKeyReady))
+		t.emu.SetFaults(emulator.Faults{})
+		t.connectionReason("api", iamv1alpha1.ReasonValid)
+		Eventually(func() bool {
+			return meta.IsStatusConditionTrue(t.get("steady").Status.Conditions, iamv1alpha1.ConditionSynced)
+		}).WithTimeout(4 * testSyncPeriod).Should(BeTrue())
+		Expect(t.get("steady").Status.KeyID).To(Equal(k.Status.KeyID))
 	})
 
 	It("holds back every call of a connection while the API answers 429", func() {
