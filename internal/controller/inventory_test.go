@@ -23,29 +23,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mobile-next/apikey-operator/internal/fakeclock"
 	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
 
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestInventoryListsOncePerMaxAge(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := fakeclock.New(time.Unix(1_800_000_000, 0))
 	var lists atomic.Int32
 	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
 		lists.Add(1)
@@ -60,7 +43,7 @@ func TestInventoryListsOncePerMaxAge(t *testing.T) {
 	if got := lists.Load(); got != 1 {
 		t.Fatalf("5 reads within maxAge made %d list calls, want 1", got)
 	}
-	clock.advance(time.Minute)
+	clock.Advance(time.Minute)
 	l, err := inv.Get(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +86,7 @@ func TestInventoryCoalescesConcurrentReads(t *testing.T) {
 // A listing that was in flight while this process created a key must still
 // show the key: otherwise the key would look revoked and be replaced.
 func TestInventoryFoldsInKeysCreatedDuringAList(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := fakeclock.New(time.Unix(1_800_000_000, 0))
 	listing := make(chan struct{})
 	answer := make(chan struct{})
 	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
@@ -121,7 +104,7 @@ func TestInventoryFoldsInKeysCreatedDuringAList(t *testing.T) {
 		done <- l
 	}()
 	<-listing
-	clock.advance(time.Second)
+	clock.Advance(time.Second)
 	inv.Created(mobilenext.Key{ID: "key_new"})
 	inv.Deleted("key_gone")
 	close(answer)
@@ -135,7 +118,7 @@ func TestInventoryFoldsInKeysCreatedDuringAList(t *testing.T) {
 }
 
 func TestInventoryHoldsBackCallsAfterA429(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := fakeclock.New(time.Unix(1_800_000_000, 0))
 	var lists atomic.Int32
 	throttled := &mobilenext.APIError{Method: "GET", Path: "/api/v1/keys", StatusCode: 429, RetryAfter: 30 * time.Second}
 	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
@@ -158,7 +141,7 @@ func TestInventoryHoldsBackCallsAfterA429(t *testing.T) {
 	if got := lists.Load(); got != 1 {
 		t.Fatalf("%d list calls during Retry-After, want 1", got)
 	}
-	clock.advance(30 * time.Second)
+	clock.Advance(30 * time.Second)
 	_, _ = inv.Get(context.Background())
 	if got := lists.Load(); got != 2 {
 		t.Fatalf("%d list calls after Retry-After, want 2", got)

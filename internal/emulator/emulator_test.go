@@ -31,13 +31,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mobile-next/apikey-operator/internal/emulator"
+	"github.com/mobile-next/apikey-operator/internal/fakeclock"
 )
 
 // startTime is the initial time of the fake clock: a whole second, so that
@@ -49,30 +49,12 @@ var (
 	secretPattern = regexp.MustCompile(`^mob_[0-9A-Za-z]{40}$`)
 )
 
-// fakeClock is a manually advanced clock, safe for concurrent use.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // env is an emulator served over real HTTP, bootstrapped with one
 // organization and its admin.
 type env struct {
 	s     *emulator.Server
 	ts    *httptest.Server
-	clock *fakeClock
+	clock *fakeclock.Clock
 	org   string
 	user  string
 	token string
@@ -82,7 +64,7 @@ type env struct {
 // opts sets one.
 func newEnv(t *testing.T, opts emulator.Options) *env {
 	t.Helper()
-	clock := &fakeClock{now: startTime}
+	clock := fakeclock.New(startTime)
 	if opts.Now == nil {
 		opts.Now = clock.Now
 	}

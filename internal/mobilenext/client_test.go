@@ -31,36 +31,19 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mobile-next/apikey-operator/internal/emulator"
+	"github.com/mobile-next/apikey-operator/internal/fakeclock"
 	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
 
 // t0 is when every emulator-backed test starts.
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// fakeClock is a settable clock for the emulator.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // env is an emulator served over HTTP, bootstrapped with an organization and
 // its admin.
 type env struct {
 	emu    *emulator.Server
 	url    string
-	clock  *fakeClock
+	clock  *fakeclock.Clock
 	orgID  string
 	userID string
 	token  string
@@ -68,7 +51,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	clock := &fakeClock{now: t0}
+	clock := fakeclock.New(t0)
 	emu := emulator.New(emulator.Options{Now: clock.Now})
 	orgID, userID, token, err := emu.Bootstrap()
 	if err != nil {
