@@ -20,6 +20,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"strings"
 	"time"
 
 	// Import all Kubernetes client auth plugins (e.g. Azure, GCP, OIDC, etc.)
@@ -29,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/leaderelection"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -46,6 +48,23 @@ var (
 	setupLog = ctrl.Log.WithName("setup")
 )
 
+// serviceAccountNamespaceFile holds the namespace of the Pod the manager runs
+// in, mounted by Kubernetes with the ServiceAccount token.
+const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// defaultLeaderElectionNamespace is where the leader election Lease lives
+// unless --leader-election-namespace says otherwise: the manager's own
+// namespace in a cluster, else POD_NAMESPACE (set from the downward API, or
+// by hand when the manager runs outside a cluster). "" when neither is known.
+func defaultLeaderElectionNamespace() string {
+	if b, err := os.ReadFile(serviceAccountNamespaceFile); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return ns
+		}
+	}
+	return strings.TrimSpace(os.Getenv("POD_NAMESPACE"))
+}
+
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 
@@ -58,6 +77,8 @@ func main() {
 	var metricsAddr, probeAddr string
 	var metricsCertPath, metricsCertName, metricsCertKey string
 	var enableLeaderElection, secureMetrics, enableHTTP2 bool
+	var leaderElectionNamespace string
+	var leaseDuration, renewDeadline, retryPeriod time.Duration
 	var syncPeriod, credentialsPollInterval time.Duration
 	var tlsOpts []func(*tls.Config)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
@@ -66,6 +87,15 @@ func main() {
 	flag.BoolVar(&enableLeaderElection, "leader-elect", false,
 		"Enable leader election for controller manager. "+
 			"Enabling this will ensure there is only one active controller manager.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "",
+		"The namespace of the leader election Lease. Defaults to the namespace the manager runs in "+
+			"(read from "+serviceAccountNamespaceFile+"), else to the POD_NAMESPACE environment variable.")
+	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 15*time.Second,
+		"How long replicas that are not the leader wait before taking over a Lease that was not renewed.")
+	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 10*time.Second,
+		"How long the leader keeps retrying to renew its Lease before it gives up leading (and exits).")
+	flag.DurationVar(&retryPeriod, "leader-elect-retry-period", 2*time.Second,
+		"How long replicas wait between attempts to acquire or renew the Lease.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"If set, the metrics endpoint is served securely via HTTPS. Use --metrics-secure=false to use HTTP instead.")
 	flag.StringVar(&metricsCertPath, "metrics-cert-path", "",
@@ -87,6 +117,26 @@ func main() {
 	if syncPeriod < time.Second || credentialsPollInterval < time.Second {
 		setupLog.Error(nil, "--sync-period and --credentials-poll-interval must be at least 1s")
 		os.Exit(2)
+	}
+	if leaderElectionNamespace == "" {
+		leaderElectionNamespace = defaultLeaderElectionNamespace()
+	}
+	if enableLeaderElection {
+		if leaderElectionNamespace == "" {
+			setupLog.Error(nil, "--leader-elect needs a namespace for its Lease: set --leader-election-namespace "+
+				"(or POD_NAMESPACE); the manager is not running in a Pod, so its own namespace is unknown")
+			os.Exit(2)
+		}
+		// The leader elector refuses these at start; saying so before
+		// anything starts names the flags to fix.
+		if leaseDuration <= renewDeadline ||
+			float64(renewDeadline) <= leaderelection.JitterFactor*float64(retryPeriod) || retryPeriod <= 0 {
+			setupLog.Error(nil, "need --leader-elect-lease-duration > --leader-elect-renew-deadline > "+
+				"1.2 x --leader-elect-retry-period > 0",
+				"leaseDuration", leaseDuration.String(), "renewDeadline", renewDeadline.String(),
+				"retryPeriod", retryPeriod.String())
+			os.Exit(2)
+		}
 	}
 
 	// HTTP/2 stays off unless asked for: it exposes the metrics server to the
@@ -111,12 +161,20 @@ func main() {
 	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsServerOptions,
-		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         enableLeaderElection,
-		LeaderElectionID:       "apikey-operator.mobilenexthq.com",
-		Cache:                  controller.CacheOptions(),
+		Scheme:                  scheme,
+		Metrics:                 metricsServerOptions,
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          enableLeaderElection,
+		LeaderElectionID:        "apikey-operator.mobilenexthq.com",
+		LeaderElectionNamespace: leaderElectionNamespace,
+		LeaseDuration:           &leaseDuration,
+		RenewDeadline:           &renewDeadline,
+		RetryPeriod:             &retryPeriod,
+		// A manager that stops (rolling update, SIGTERM) hands the Lease
+		// over at once instead of making the next leader wait it out. Safe
+		// because main returns right after Start does.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controller.CacheOptions(),
 	})
 	if err != nil {
 		setupLog.Error(err, "Failed to start manager")

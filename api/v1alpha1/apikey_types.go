@@ -16,6 +16,8 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"maps"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -60,53 +62,106 @@ type ConnectionReference struct {
 	Namespace string `json:"namespace,omitempty"`
 }
 
+// The values of SecretTemplate's maps are aliases of string: the maps stay
+// plain string maps in Go, while the CRD still validates every value.
+
+// labelValue is a label value: empty, or at most 63 letters, digits, '-', '_'
+// and '.' that start and end with a letter or digit.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+type labelValue = string
+
+// annotationValue is an annotation value of at most 4096 characters.
+// Kubernetes caps all of an object's annotations at 256 KiB; this bounds what
+// a template adds.
+// +kubebuilder:validation:MaxLength=4096
+type annotationValue = string
+
 // SecretTemplate holds metadata put on the managed Secret.
+//
+// Keys and values are checked as Kubernetes checks them on the Secret, so a
+// template the Secret would refuse is refused here instead of failing every
+// write of the Secret.
 // +kubebuilder:validation:XValidation:rule="!has(self.labels) || self.labels.all(k, !k.startsWith('iam.mobilenexthq.com/') && k != 'app.kubernetes.io/managed-by')",message="secretTemplate.labels may not set app.kubernetes.io/managed-by or keys under iam.mobilenexthq.com/: the operator owns them"
 // +kubebuilder:validation:XValidation:rule="!has(self.annotations) || self.annotations.all(k, !k.startsWith('iam.mobilenexthq.com/'))",message="secretTemplate.annotations may not set keys under iam.mobilenexthq.com/: the operator owns them"
+// +kubebuilder:object:generate=false
 type SecretTemplate struct {
-	// labels added to the Secret.
+	// labels added to the Secret, at most 64. Each key is a qualified name:
+	// an optional prefix (a DNS subdomain of at most 253 characters) and
+	// '/', then a name of at most 63 letters, digits, '-', '_' and '.' that
+	// starts and ends with a letter or digit. Each value is empty or at most
+	// 63 characters of the same kind.
 	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$') && k.indexOf('/') <= 253)",message="secretTemplate.labels keys must be qualified names: an optional DNS subdomain prefix of at most 253 characters and '/', then a name of at most 63 letters, digits, '-', '_' or '.' that starts and ends with a letter or digit"
 	// +optional
-	Labels map[string]string `json:"labels,omitempty"`
+	Labels map[string]labelValue `json:"labels,omitempty"`
 
-	// annotations added to the Secret.
+	// annotations added to the Secret, at most 64. Each key is a qualified
+	// name, as for labels except that the prefix may hold upper-case letters.
+	// Each value is at most 4096 characters.
 	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.lowerAscii().matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$') && k.indexOf('/') <= 253)",message="secretTemplate.annotations keys must be qualified names: an optional DNS subdomain prefix of at most 253 characters and '/', then a name of at most 63 letters, digits, '-', '_' or '.' that starts and ends with a letter or digit"
 	// +optional
-	Annotations map[string]string `json:"annotations,omitempty"`
+	Annotations map[string]annotationValue `json:"annotations,omitempty"`
+}
+
+// DeepCopyInto copies the receiver into out. It is written by hand because
+// the object generator cannot copy maps whose values are type aliases.
+func (in *SecretTemplate) DeepCopyInto(out *SecretTemplate) {
+	*out = *in
+	out.Labels = maps.Clone(in.Labels)
+	out.Annotations = maps.Clone(in.Annotations)
+}
+
+// DeepCopy returns a copy of the receiver.
+func (in *SecretTemplate) DeepCopy() *SecretTemplate {
+	if in == nil {
+		return nil
+	}
+	out := new(SecretTemplate)
+	in.DeepCopyInto(out)
+	return out
 }
 
 // Rotation configures how keys are replaced.
 //
-// The patterns admit durations longer than a Go duration can hold (about 292
-// years). Those fail to convert in the rules below, which refuses them with
-// the rule's message: each duration is given a rule, so that no value the
-// operator cannot parse is admitted.
+// Each duration is refused at admission unless it decodes as a Go duration:
+// a stored value the operator could not decode would stop it from reading
+// any ApiKey at all. The patterns admit durations longer than a Go duration
+// can hold (about 292 years). Those fail to convert in the rules below,
+// which refuses them with the rule's message.
 // +kubebuilder:validation:XValidation:rule="!has(self.every) || !self.every.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.every) >= duration('10s')",message="rotation.every must be a duration of at least 10s and at most 2562047h"
 // +kubebuilder:validation:XValidation:rule="!has(self.gracePeriod) || !self.gracePeriod.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.gracePeriod) >= duration('0s')",message="rotation.gracePeriod must be a duration of at most 2562047h"
 // +kubebuilder:validation:XValidation:rule="!has(self.retireWhenUnusedFor) || !self.retireWhenUnusedFor.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self.retireWhenUnusedFor) >= duration('1s')",message="rotation.retireWhenUnusedFor must be a duration of at least 1s and at most 2562047h"
 type Rotation struct {
 	// every rotates the key on a schedule, counted from the current key's
-	// creation (a Go duration such as 720h). Absent, keys rotate only on demand.
+	// creation (a Go duration such as 720h, at least 10s). Absent, keys
+	// rotate only on demand.
+	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
-	Every string `json:"every,omitempty"`
+	Every *metav1.Duration `json:"every,omitempty"`
 
 	// gracePeriod is the longest the previous key lives after the Secret
 	// switched to a new one, whatever replaced it (schedule, annotation, name
-	// change, drift repair). Defaults to 10m; 0s deletes it at once.
+	// change, drift repair). A Go duration; defaults to 10m, and 0s deletes
+	// it at once.
+	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
-	GracePeriod string `json:"gracePeriod,omitempty"`
+	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
 
 	// retireWhenUnusedFor deletes the previous key before its grace period
-	// ends once its lastUsedAt has not moved for this long, so idle keys go
-	// early while keys still in use keep working until gracePeriod.
+	// ends once its lastUsedAt has not moved for this long (a Go duration of
+	// at least 1s), so idle keys go early while keys still in use keep
+	// working until gracePeriod.
+	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +optional
-	RetireWhenUnusedFor string `json:"retireWhenUnusedFor,omitempty"`
+	RetireWhenUnusedFor *metav1.Duration `json:"retireWhenUnusedFor,omitempty"`
 }
 
 // RolloutRestartTarget is a workload restarted after its Secret gets a new key.
@@ -148,11 +203,15 @@ type ApiKeySpec struct {
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
 
-	// secretKey is the data key of the Secret that holds the key.
+	// secretKey is the data key of the Secret that holds the key: letters,
+	// digits, '-', '_' and '.', at most 253 characters, neither "." nor
+	// starting with "..". Kubernetes refuses any other Secret data key, so
+	// the operator could never write the Secret.
 	// +kubebuilder:default=apiKey
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:XValidation:rule="self != '.' && !self.startsWith('..')",message="secretKey may not be '.' or start with '..': Kubernetes refuses such Secret data keys"
 	// +optional
 	SecretKey string `json:"secretKey,omitempty"`
 
@@ -198,6 +257,9 @@ type PreviousKey struct {
 	// replacedAt); retireWhenUnusedFor counts from it.
 	// +optional
 	LastUsedChangedAt *metav1.Time `json:"lastUsedChangedAt,omitempty"`
+	// location is where the key lives; it is deleted there.
+	// +optional
+	Location *KeyLocation `json:"location,omitempty"`
 }
 
 // CreateAttempt records a create that may have reached the API without its
@@ -218,14 +280,27 @@ type CreateAttempt struct {
 	// rotateRequest is the value of the rotate annotation this attempt answers.
 	// +optional
 	RotateRequest string `json:"rotateRequest,omitempty"`
+	// location is where the attempt creates its key.
+	// +optional
+	Location *KeyLocation `json:"location,omitempty"`
+	// secretName is the Secret the attempt writes its key to.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+	// secretKey is the data key the attempt writes its key to.
+	// +optional
+	SecretKey string `json:"secretKey,omitempty"`
 }
 
 // UnresolvedAttempt is a create attempt that may still produce a key.
 type UnresolvedAttempt struct {
 	// id of the attempt, as in its marker "[k8s-<id>]".
 	ID string `json:"id"`
-	// watchUntil is when the attempt is forgotten.
+	// watchUntil is when the attempt is forgotten: by then no server still
+	// commits the create it sent.
 	WatchUntil metav1.Time `json:"watchUntil"`
+	// location is where a key of the attempt would appear.
+	// +optional
+	Location *KeyLocation `json:"location,omitempty"`
 }
 
 // ApiKeyStatus is the observed state of an ApiKey.
@@ -273,6 +348,25 @@ type ApiKeyStatus struct {
 	// +optional
 	Connection string `json:"connection,omitempty"`
 
+	// location is where the current key lives: the API's URL and the
+	// organization. The key is retired or deleted there, even after the
+	// ApiKey moved to another connection.
+	// +optional
+	Location *KeyLocation `json:"location,omitempty"`
+
+	// keyRecordedAt is when the operator recorded the current key. The
+	// rotation schedule counts from it, so a remote clock that is off
+	// cannot make keys rotate early or in a loop.
+	// +optional
+	KeyRecordedAt *metav1.Time `json:"keyRecordedAt,omitempty"`
+
+	// keyMissingSince is when a listing that started after the current key
+	// was recorded first left it out. The key counts as revoked only when a
+	// second listing, started well after that one, leaves it out too: one
+	// incomplete answer never replaces a key.
+	// +optional
+	KeyMissingSince *metav1.Time `json:"keyMissingSince,omitempty"`
+
 	// lastRotationTime is when the Secret last switched to a new key.
 	// +optional
 	LastRotationTime *metav1.Time `json:"lastRotationTime,omitempty"`
@@ -282,8 +376,11 @@ type ApiKeyStatus struct {
 	NextRotationTime *metav1.Time `json:"nextRotationTime,omitempty"`
 
 	// previousKeys are replaced keys still alive, each with its deadline.
+	// The list is bounded: while it is full, rotations wait (the Synced
+	// condition says so) and repairs retire the oldest entry early.
 	// +listType=map
 	// +listMapKey=keyId
+	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	PreviousKeys []PreviousKey `json:"previousKeys,omitempty"`
 

@@ -22,6 +22,12 @@ import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 const (
 	// Finalizer holds an ApiKey until its remote keys are deleted (or orphaned).
 	Finalizer = "iam.mobilenexthq.com/finalizer"
+	// InUseFinalizer holds a Connection or ClusterConnection while an ApiKey
+	// may still need it to delete its remote keys.
+	InUseFinalizer = "iam.mobilenexthq.com/in-use"
+	// CredentialsInUseFinalizer holds a credentials Secret while a connection
+	// that is not yet released uses it.
+	CredentialsInUseFinalizer = "iam.mobilenexthq.com/credentials-in-use"
 
 	// RotateAnnotation on an ApiKey asks for one rotation for each new value.
 	RotateAnnotation = "iam.mobilenexthq.com/rotate"
@@ -68,6 +74,16 @@ const (
 	ReasonPaused             = "Paused"
 	ReasonReconcileSuccess   = "ReconcileSuccess"
 	ReasonReconcileError     = "ReconcileError"
+	// ReasonConnectionChanged: a key lives where no connection the ApiKey
+	// may use reaches any more (its connection moved to another
+	// organization or API), so it cannot be retired or deleted yet.
+	ReasonConnectionChanged = "ConnectionChanged"
+	// ReasonBackingOff: calls on the connection are held back after 429s or
+	// failures; the message says until when.
+	ReasonBackingOff = "BackingOff"
+	// ReasonRotationHeld: previousKeys is full, so a rotation waits until
+	// an older key is retired.
+	ReasonRotationHeld = "RotationHeld"
 
 	ReasonValid            = "Valid"
 	ReasonSecretNotFound   = "SecretNotFound"
@@ -154,4 +170,29 @@ type ConnectionStatus struct {
 	// lastCheckedTime is when the credentials were last checked against the API.
 	// +optional
 	LastCheckedTime *metav1.Time `json:"lastCheckedTime,omitempty"`
+
+	// heldCredentialsSecrets are the Secrets on which this connection put the
+	// iam.mobilenexthq.com/credentials-in-use finalizer: the one it uses, and
+	// any it stopped using whose finalizer is not handled yet. Recording a
+	// Secret here before putting the finalizer on it is what guarantees the
+	// finalizer is taken off again.
+	// +listType=map
+	// +listMapKey=namespace
+	// +listMapKey=name
+	// +optional
+	HeldCredentialsSecrets []HeldSecret `json:"heldCredentialsSecrets,omitempty"`
+}
+
+// HeldSecret is a credentials Secret a connection keeps from deletion.
+type HeldSecret struct {
+	// namespace of the Secret.
+	Namespace string `json:"namespace"`
+
+	// name of the Secret.
+	Name string `json:"name"`
+
+	// released is true once the connection no longer needs the Secret: its
+	// finalizer is removed unless another connection still holds it.
+	// +optional
+	Released bool `json:"released,omitempty"`
 }

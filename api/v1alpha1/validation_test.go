@@ -231,6 +231,84 @@ func connectionURL(url string) objectFunc {
 // unchanged is the mutation that leaves a valid object as it is.
 func unchanged[T any](T) {}
 
+// rawRotation builds the base ApiKey with spec.rotation spelled as given.
+// The Go type marshals only durations it holds, in its own spelling
+// ("720h0m0s"), so the spellings a user may write are sent as they are.
+func rawRotation(rotation map[string]string) objectFunc {
+	return func(ns string) client.Object {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(iamv1alpha1.SchemeGroupVersion.WithKind("ApiKey"))
+		u.SetNamespace(ns)
+		u.SetGenerateName("key-")
+		fields := map[string]any{}
+		for name, value := range rotation {
+			fields[name] = value
+		}
+		u.Object["spec"] = map[string]any{"rotation": fields}
+		return u
+	}
+}
+
+// rotationDurations are the durations of a rotation as Go prints them, or
+// "unset", so that they compare and print by value.
+type rotationDurations struct {
+	Every, GracePeriod, RetireWhenUnusedFor string
+}
+
+func durationsOf(r *iamv1alpha1.Rotation) rotationDurations {
+	show := func(d *metav1.Duration) string {
+		if d == nil {
+			return "unset"
+		}
+		return d.Duration.String()
+	}
+	if r == nil {
+		return rotationDurations{Every: "unset", GracePeriod: "unset", RetireWhenUnusedFor: "unset"}
+	}
+	return rotationDurations{Every: show(r.Every), GracePeriod: show(r.GracePeriod), RetireWhenUnusedFor: show(r.RetireWhenUnusedFor)}
+}
+
+// rotationDecodesTo reads the stored ApiKey back into the Go type, as the
+// operator does, and checks its durations: an admitted value that did not
+// decode would stop the operator from reading any ApiKey.
+func rotationDecodesTo(want rotationDurations) func(t *testing.T, obj client.Object) {
+	return func(t *testing.T, obj client.Object) {
+		key := &iamv1alpha1.ApiKey{ObjectMeta: metav1.ObjectMeta{Namespace: obj.GetNamespace(), Name: obj.GetName()}}
+		get(t, key)
+		if got := durationsOf(key.Spec.Rotation); got != want {
+			t.Errorf("rotation decodes to %+v; want %+v", got, want)
+		}
+	}
+}
+
+func secretTemplateLabels(labels map[string]string) objectFunc {
+	return apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.SecretTemplate = &iamv1alpha1.SecretTemplate{Labels: labels} })
+}
+
+func secretTemplateAnnotations(annotations map[string]string) objectFunc {
+	return apiKey(func(k *iamv1alpha1.ApiKey) {
+		k.Spec.SecretTemplate = &iamv1alpha1.SecretTemplate{Annotations: annotations}
+	})
+}
+
+// labelName returns a valid name part of a label key of n characters.
+func labelName(n int) string {
+	return "a" + strings.Repeat("-_.", n)[:n-2] + "z"
+}
+
+// labelKeyMessage starts the message that refuses an invalid label key.
+const labelKeyMessage = "secretTemplate.labels keys must be qualified names"
+
+// dnsSubdomain returns a valid DNS subdomain of n characters: labels of nine
+// letters, the last one cut short.
+func dnsSubdomain(n int) string {
+	name := strings.Repeat("abcdefghi.", n/10+1)[:n]
+	if strings.HasSuffix(name, ".") {
+		name = name[:n-1] + "x"
+	}
+	return name
+}
+
 func TestInvalidObjectsAreRefused(t *testing.T) {
 	cases := []struct {
 		name string
@@ -242,53 +320,79 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 	}{
 		{
 			name:  "rotation.every is not a Go duration",
-			obj:   apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.Rotation = &iamv1alpha1.Rotation{Every: "10 minutes"} }),
+			obj:   rawRotation(map[string]string{"every": "10 minutes"}),
 			field: "spec.rotation.every",
 			want:  `spec.rotation.every in body should match '^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$'`,
 		},
 		{
-			name:  "rotation.every below the 10s minimum",
-			obj:   apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.Rotation = &iamv1alpha1.Rotation{Every: "9s"} }),
+			name:  "rotation.every is a number without a unit",
+			obj:   rawRotation(map[string]string{"every": "10"}),
+			field: "spec.rotation.every",
+			want:  `spec.rotation.every in body should match '^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$'`,
+		},
+		{
+			name:  "rotation.every in days, a unit Go durations do not have",
+			obj:   rawRotation(map[string]string{"every": "1d"}),
+			field: "spec.rotation.every",
+			want:  `spec.rotation.every in body should match '^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$'`,
+		},
+		{
+			name:  "rotation.every is negative",
+			obj:   rawRotation(map[string]string{"every": "-5m"}),
+			field: "spec.rotation.every",
+			want:  `spec.rotation.every in body should match '^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$'`,
+		},
+		{
+			name:  "rotation.every of 5s, below the 10s minimum",
+			obj:   rawRotation(map[string]string{"every": "5s"}),
 			field: "spec.rotation",
 			want:  "rotation.every must be a duration of at least 10s",
 		},
 		{
 			name:  "rotation.every just below the minimum in a compound duration",
-			obj:   apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.Rotation = &iamv1alpha1.Rotation{Every: "9s999ms"} }),
+			obj:   rawRotation(map[string]string{"every": "9s999ms"}),
 			field: "spec.rotation",
 			want:  "rotation.every must be a duration of at least 10s",
 		},
 		{
 			name:  "rotation.every too large for a duration",
-			obj:   apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.Rotation = &iamv1alpha1.Rotation{Every: "2562048h"} }),
+			obj:   rawRotation(map[string]string{"every": "2562048h"}),
 			field: "spec.rotation",
 			want:  "rotation.every must be a duration of at least 10s and at most 2562047h",
 		},
 		{
-			name: "rotation.retireWhenUnusedFor of 0s",
-			obj: apiKey(func(k *iamv1alpha1.ApiKey) {
-				k.Spec.Rotation = &iamv1alpha1.Rotation{RetireWhenUnusedFor: "0s"}
-			}),
+			name:  "rotation.retireWhenUnusedFor of 0s",
+			obj:   rawRotation(map[string]string{"retireWhenUnusedFor": "0s"}),
 			field: "spec.rotation",
 			want:  "rotation.retireWhenUnusedFor must be a duration of at least 1s",
 		},
 		{
-			name: "rotation.retireWhenUnusedFor too large for a duration",
-			obj: apiKey(func(k *iamv1alpha1.ApiKey) {
-				k.Spec.Rotation = &iamv1alpha1.Rotation{RetireWhenUnusedFor: "9223372037s"}
-			}),
+			name:  "rotation.retireWhenUnusedFor in days",
+			obj:   rawRotation(map[string]string{"retireWhenUnusedFor": "1d"}),
+			field: "spec.rotation.retireWhenUnusedFor",
+			want:  "spec.rotation.retireWhenUnusedFor in body should match",
+		},
+		{
+			name:  "rotation.retireWhenUnusedFor too large for a duration",
+			obj:   rawRotation(map[string]string{"retireWhenUnusedFor": "9223372037s"}),
 			field: "spec.rotation",
 			want:  "rotation.retireWhenUnusedFor must be a duration of at least 1s and at most 2562047h",
 		},
 		{
 			name:  "rotation.gracePeriod is negative",
-			obj:   apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "-1m"} }),
+			obj:   rawRotation(map[string]string{"gracePeriod": "-1m"}),
+			field: "spec.rotation.gracePeriod",
+			want:  "spec.rotation.gracePeriod in body should match",
+		},
+		{
+			name:  "rotation.gracePeriod is a number without a unit",
+			obj:   rawRotation(map[string]string{"gracePeriod": "10"}),
 			field: "spec.rotation.gracePeriod",
 			want:  "spec.rotation.gracePeriod in body should match",
 		},
 		{
 			name:  "rotation.gracePeriod too large for a duration",
-			obj:   apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "2000000h40000000m"} }),
+			obj:   rawRotation(map[string]string{"gracePeriod": "2000000h40000000m"}),
 			field: "spec.rotation",
 			want:  "rotation.gracePeriod must be a duration of at most 2562047h",
 		},
@@ -329,6 +433,90 @@ func TestInvalidObjectsAreRefused(t *testing.T) {
 			obj:   apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.SecretKey = "a/b" }),
 			field: "spec.secretKey",
 			want:  "spec.secretKey in body should match '^[-._a-zA-Z0-9]+$'",
+		},
+		{
+			name:  "secretKey contains a space",
+			obj:   apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.SecretKey = "a b" }),
+			field: "spec.secretKey",
+			want:  "spec.secretKey in body should match '^[-._a-zA-Z0-9]+$'",
+		},
+		{
+			name:  "secretKey is '.'",
+			obj:   apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.SecretKey = "." }),
+			field: "spec.secretKey",
+			want:  "secretKey may not be '.' or start with '..'",
+		},
+		{
+			name:  "secretKey is '..'",
+			obj:   apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.SecretKey = ".." }),
+			field: "spec.secretKey",
+			want:  "secretKey may not be '.' or start with '..'",
+		},
+		{
+			name:  "secretKey starts with '..'",
+			obj:   apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.SecretKey = "..data" }),
+			field: "spec.secretKey",
+			want:  "secretKey may not be '.' or start with '..'",
+		},
+		{
+			name:  "secretTemplate label key contains a space",
+			obj:   secretTemplateLabels(map[string]string{"bad key": "x"}),
+			field: "spec.secretTemplate.labels",
+			want:  labelKeyMessage,
+		},
+		{
+			name:  "secretTemplate label key starts with a dash",
+			obj:   secretTemplateLabels(map[string]string{"-x": "x"}),
+			field: "spec.secretTemplate.labels",
+			want:  labelKeyMessage,
+		},
+		{
+			name:  "secretTemplate label key has a prefix and no name",
+			obj:   secretTemplateLabels(map[string]string{"x/": "x"}),
+			field: "spec.secretTemplate.labels",
+			want:  labelKeyMessage,
+		},
+		{
+			name:  "secretTemplate label key has a name of 64 characters",
+			obj:   secretTemplateLabels(map[string]string{"example.com/" + strings.Repeat("n", 64): "x"}),
+			field: "spec.secretTemplate.labels",
+			want:  labelKeyMessage,
+		},
+		{
+			name:  "secretTemplate label key has a prefix of 254 characters",
+			obj:   secretTemplateLabels(map[string]string{dnsSubdomain(254) + "/name": "x"}),
+			field: "spec.secretTemplate.labels",
+			want:  labelKeyMessage,
+		},
+		{
+			name:  "secretTemplate label key has an upper-case prefix",
+			obj:   secretTemplateLabels(map[string]string{"Example.com/name": "x"}),
+			field: "spec.secretTemplate.labels",
+			want:  labelKeyMessage,
+		},
+		{
+			name:  "secretTemplate label value of 64 characters",
+			obj:   secretTemplateLabels(map[string]string{"team": strings.Repeat("v", 64)}),
+			field: "spec.secretTemplate.labels.team",
+			want:  "may not be more than 63",
+		},
+		{
+			name:  "secretTemplate label value contains a space",
+			obj:   secretTemplateLabels(map[string]string{"team": "a b"}),
+			field: "spec.secretTemplate.labels.team",
+			want:  "spec.secretTemplate.labels.team in body should match '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$'",
+		},
+		{
+			name:  "secretTemplate annotation key contains a space",
+			obj:   secretTemplateAnnotations(map[string]string{"bad key": "x"}),
+			field: "spec.secretTemplate.annotations",
+			want:  "secretTemplate.annotations keys must be qualified names",
+		},
+		{
+			name:  "secretTemplate annotation value longer than 4096 characters",
+			obj:   secretTemplateAnnotations(map[string]string{"note": strings.Repeat("v", 4097)}),
+			field: "spec.secretTemplate.annotations.note",
+			want:  "may not be more than 4096",
 		},
 		{
 			name: "secretTemplate sets the managed-by label",
@@ -599,7 +787,11 @@ func TestValidObjectsAreAccepted(t *testing.T) {
 						Labels:      map[string]string{"app.kubernetes.io/name": "ci", "team": "mobile"},
 						Annotations: map[string]string{"reloader.stakater.com/match": "true"},
 					},
-					Rotation: &iamv1alpha1.Rotation{Every: "720h", GracePeriod: "1h30m", RetireWhenUnusedFor: "2m"},
+					Rotation: &iamv1alpha1.Rotation{
+						Every:               &metav1.Duration{Duration: 720 * time.Hour},
+						GracePeriod:         &metav1.Duration{Duration: 90 * time.Minute},
+						RetireWhenUnusedFor: &metav1.Duration{Duration: 2 * time.Minute},
+					},
 					RolloutRestartTargets: []iamv1alpha1.RolloutRestartTarget{
 						{Kind: "Deployment", Name: "web"}, {Kind: "StatefulSet", Name: "web"}, {Kind: "DaemonSet", Name: "agent"},
 					},
@@ -607,33 +799,72 @@ func TestValidObjectsAreAccepted(t *testing.T) {
 			}),
 		},
 		{
-			name: "rotation with only a gracePeriod",
-			obj: apiKey(func(k *iamv1alpha1.ApiKey) {
-				k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "30m"}
-			}),
+			name:  "rotation with only a gracePeriod",
+			obj:   rawRotation(map[string]string{"gracePeriod": "30m"}),
+			check: rotationDecodesTo(rotationDurations{Every: "unset", GracePeriod: "30m0s", RetireWhenUnusedFor: "unset"}),
 		},
 		{
-			name: "rotation.gracePeriod of 0s",
-			obj: apiKey(func(k *iamv1alpha1.ApiKey) {
-				k.Spec.Rotation = &iamv1alpha1.Rotation{Every: "24h", GracePeriod: "0s"}
-			}),
+			name:  "rotation in hours and in hours and minutes",
+			obj:   rawRotation(map[string]string{"every": "720h", "gracePeriod": "1h30m"}),
+			check: rotationDecodesTo(rotationDurations{Every: "720h0m0s", GracePeriod: "1h30m0s", RetireWhenUnusedFor: "unset"}),
 		},
 		{
-			name: "rotation at the minimums",
-			obj: apiKey(func(k *iamv1alpha1.ApiKey) {
-				k.Spec.Rotation = &iamv1alpha1.Rotation{Every: "10s", RetireWhenUnusedFor: "1s"}
-			}),
+			// 0s must be kept: it deletes a replaced key at once, where an
+			// absent gracePeriod keeps it for the default 10m.
+			name:  "rotation.gracePeriod of 0s",
+			obj:   rawRotation(map[string]string{"every": "24h", "gracePeriod": "0s"}),
+			check: rotationDecodesTo(rotationDurations{Every: "24h0m0s", GracePeriod: "0s", RetireWhenUnusedFor: "unset"}),
+		},
+		{
+			name:  "rotation at the minimums",
+			obj:   rawRotation(map[string]string{"every": "10s", "retireWhenUnusedFor": "1s"}),
+			check: rotationDecodesTo(rotationDurations{Every: "10s", GracePeriod: "unset", RetireWhenUnusedFor: "1s"}),
 		},
 		{
 			name: "rotation at the largest Go durations",
-			obj: apiKey(func(k *iamv1alpha1.ApiKey) {
-				k.Spec.Rotation = &iamv1alpha1.Rotation{Every: "2562047h", GracePeriod: "2562047h", RetireWhenUnusedFor: "9223372036s"}
+			obj: rawRotation(map[string]string{
+				"every": "2562047h", "gracePeriod": "2562047h", "retireWhenUnusedFor": "9223372036s",
+			}),
+			check: rotationDecodesTo(rotationDurations{
+				Every: "2562047h0m0s", GracePeriod: "2562047h0m0s", RetireWhenUnusedFor: "2562047h47m16s",
 			}),
 		},
 		{
-			name: "rotation with fractional and microsecond units",
+			name:  "rotation with fractional and microsecond units",
+			obj:   rawRotation(map[string]string{"every": "0.5h", "retireWhenUnusedFor": "1s500000µs"}),
+			check: rotationDecodesTo(rotationDurations{Every: "30m0s", GracePeriod: "unset", RetireWhenUnusedFor: "1.5s"}),
+		},
+		{
+			name: "rotation written by the Go type",
 			obj: apiKey(func(k *iamv1alpha1.ApiKey) {
-				k.Spec.Rotation = &iamv1alpha1.Rotation{Every: "0.5h", RetireWhenUnusedFor: "1s500000µs"}
+				k.Spec.Rotation = &iamv1alpha1.Rotation{
+					Every:       &metav1.Duration{Duration: 720*time.Hour + 1500*time.Microsecond},
+					GracePeriod: &metav1.Duration{Duration: 0},
+				}
+			}),
+			check: rotationDecodesTo(rotationDurations{Every: "720h0m0.0015s", GracePeriod: "0s", RetireWhenUnusedFor: "unset"}),
+		},
+		{name: "secretKey with a leading dot", obj: apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.SecretKey = ".env" })},
+		{name: "secretKey with a dot inside", obj: apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.SecretKey = "config.json" })},
+		{
+			name: "secretKey of 253 characters",
+			obj:  apiKey(func(k *iamv1alpha1.ApiKey) { k.Spec.SecretKey = strings.Repeat("k", 253) }),
+		},
+		{
+			name: "secretTemplate labels at the limits of label keys and values",
+			obj: secretTemplateLabels(map[string]string{
+				"app.kubernetes.io/name":                "x",
+				"empty":                                 "",
+				dnsSubdomain(253) + "/" + labelName(63): strings.Repeat("v", 63),
+				"Team_Name.v1":                          "Mobile_Team-1.x",
+			}),
+		},
+		{
+			name: "secretTemplate annotations at the limits of annotation keys and values",
+			obj: secretTemplateAnnotations(map[string]string{
+				"Example.COM/Owner":                     "",
+				"note":                                  strings.Repeat("v", 4096),
+				dnsSubdomain(253) + "/" + labelName(63): "multi-line\nvalue with spaces: {\"json\": true}",
 			}),
 		},
 		{
@@ -850,9 +1081,9 @@ var sampleChecks = map[string]func(t *testing.T, obj client.Object){
 		if k.Spec.DeletionPolicy != iamv1alpha1.DeletionPolicyDelete {
 			t.Errorf("deletionPolicy = %q; want the default Delete", k.Spec.DeletionPolicy)
 		}
-		wantRotation := iamv1alpha1.Rotation{Every: "720h", GracePeriod: "10m", RetireWhenUnusedFor: "2m"}
-		if k.Spec.Rotation == nil || *k.Spec.Rotation != wantRotation {
-			t.Errorf("rotation = %+v; want %+v", k.Spec.Rotation, wantRotation)
+		wantRotation := rotationDurations{Every: "720h0m0s", GracePeriod: "10m0s", RetireWhenUnusedFor: "2m0s"}
+		if got := durationsOf(k.Spec.Rotation); got != wantRotation {
+			t.Errorf("rotation = %+v; want %+v", got, wantRotation)
 		}
 		if k.Spec.SecretTemplate == nil || len(k.Spec.SecretTemplate.Labels) == 0 {
 			t.Errorf("secretTemplate = %+v; want labels", k.Spec.SecretTemplate)

@@ -17,7 +17,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -43,16 +42,25 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
-	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
 
 // connectionRefIndex indexes ApiKeys by the connection they use.
 const connectionRefIndex = ".spec.connectionRef"
 
+// DefaultCreateWindow is how long after a create was sent its key may still
+// appear: a server can commit a create after the client gave up on it (the
+// client's own timeout is 30s). Until the window has passed, an ApiKey whose
+// create could not be resolved keeps its finalizer and deletes the key if it
+// shows up.
+const DefaultCreateWindow = 10 * time.Minute
+
 // ApiKeyOptions configure the ApiKey reconciler.
 type ApiKeyOptions struct {
 	// SyncPeriod is how often each ApiKey is compared with the shared listing.
 	SyncPeriod time.Duration
+	// CreateWindow is how long an unresolved create attempt is watched for
+	// a late key; DefaultCreateWindow when zero.
+	CreateWindow time.Duration
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 	// BeforeSecretWrite, when set, runs between a successful create and the
@@ -102,9 +110,11 @@ func (r *ApiKeyReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	if !key.DeletionTimestamp.IsZero() {
 		return rc.finalize(ctx)
 	}
-	if controllerutil.AddFinalizer(key, iamv1alpha1.Finalizer) {
+	if before := key.DeepCopy(); controllerutil.AddFinalizer(key, iamv1alpha1.Finalizer) {
+		// A patch, not an update: an update would send the whole spec back
+		// in Go's spelling (720h as 720h0m0s), a change GitOps tools see.
 		status := key.Status.DeepCopy()
-		if err := r.Update(ctx, key); err != nil {
+		if err := r.Patch(ctx, key, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 			return reconcile.Result{}, client.IgnoreNotFound(err)
 		}
 		key.Status = *status
@@ -130,6 +140,13 @@ func (r *ApiKeyReconciler) syncPeriod() time.Duration {
 	return 10 * time.Minute
 }
 
+func (r *ApiKeyReconciler) createWindow() time.Duration {
+	if r.Options.CreateWindow > 0 {
+		return r.Options.CreateWindow
+	}
+	return DefaultCreateWindow
+}
+
 // reconcileContext carries one reconcile of one ApiKey.
 type reconcileContext struct {
 	r           *ApiKeyReconciler
@@ -138,8 +155,22 @@ type reconcileContext struct {
 	readyBefore string
 	now         time.Time
 
+	// conn is the connection the spec names; inv and loc are set once it
+	// resolved to a Ready connection.
 	conn ConnectionKey
 	inv  *Inventory
+	loc  iamv1alpha1.KeyLocation
+
+	// candidates are the connections this ApiKey may use, looked up once
+	// when a key lives elsewhere than its connection.
+	candidates []ConnectionKey
+	// requeue is the earliest a step asked to look again.
+	requeue time.Duration
+	// unsynced is set when a step of this reconcile set Synced=False.
+	unsynced bool
+	// revocationConfirmed is set by observe when two listings confirmed
+	// that the current key is gone.
+	revocationConfirmed bool
 }
 
 // commitStatus writes the status if it changed since it was read or last
@@ -175,19 +206,28 @@ func (rc *reconcileContext) fail(reason, message string) {
 	}
 }
 
-// sync brings a live ApiKey in line.
+// soon asks for the next reconcile no later than d from now.
+func (rc *reconcileContext) soon(d time.Duration) {
+	d = max(d, 100*time.Millisecond)
+	if rc.requeue == 0 || d < rc.requeue {
+		rc.requeue = d
+	}
+}
+
+// sync brings a live ApiKey in line: resolve the connection, recover an
+// interrupted create, observe, decide, act.
 func (rc *reconcileContext) sync(ctx context.Context) (reconcile.Result, error) {
 	key := rc.key
 	if res, ok := rc.resolveConnection(ctx); !ok {
 		return res, nil
 	}
-	if wait := rc.inv.ThrottledFor(); wait > 0 {
-		setSynced(key, false, "Throttled", fmt.Sprintf("the API asked to slow down; next call in %s", wait.Round(time.Second)))
+	if wait := rc.inv.HeldBackFor(); wait > 0 {
+		setSynced(key, false, iamv1alpha1.ReasonBackingOff, fmt.Sprintf("calls to the API through %s are held back after 429s or failures; next call in %s", rc.conn, wait.Round(time.Second)))
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 	if key.Status.PendingCreate != nil {
 		if err := rc.recoverCreate(ctx); err != nil {
-			return rc.remoteError(ctx, "recover an interrupted create", err)
+			return rc.remoteError(ctx, opList, "recover an interrupted create", err)
 		}
 	}
 
@@ -206,27 +246,31 @@ func (rc *reconcileContext) sync(ctx context.Context) (reconcile.Result, error) 
 	}
 
 	var listing *Listing
-	if key.Status.KeyID != "" {
-		l, err := rc.inv.Get(ctx)
+	if key.Status.KeyID != "" && rc.livesHere(key.Status.Location) {
+		l, err := rc.inv.Since(ctx, rc.listingNeededSince())
 		if err != nil {
-			return rc.remoteError(ctx, "list keys", err)
+			return rc.remoteError(ctx, opList, "list keys", err)
 		}
 		listing = &l
-	}
-
-	if listing != nil {
-		rc.observe(*listing)
-		if err := rc.deleteLateKeys(ctx, *listing); err != nil {
-			return rc.remoteError(ctx, "delete a key of an interrupted create", err)
+		if key.Status.Location == nil && key.Status.Connection == rc.conn.String() {
+			// Recorded before keys recorded their location: it lives here.
+			key.Status.Location = rc.here()
 		}
+		rc.observe(l)
 	}
-	trigger, err := rc.replacementTrigger(ctx, secret, listing)
+	if err := rc.resolveAttempts(ctx, listing, rc.r.syncPeriod()); err != nil {
+		return rc.remoteError(ctx, opDelete, "delete a key of an interrupted create", err)
+	}
+	trigger, err := rc.replacementTrigger(ctx, secret)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	if trigger != "" && !rc.roomForPreviousKey(ctx, trigger) {
+		trigger = ""
+	}
 	if trigger != "" {
 		if err := rc.replaceKey(ctx, trigger, secret); err != nil {
-			return rc.remoteError(ctx, "create key", err)
+			return rc.remoteError(ctx, opCreate, "create key", err)
 		}
 		if key.Status.PendingCreate != nil || key.Status.KeyID == "" {
 			// Stopped before completion on purpose (a refused create); the
@@ -244,19 +288,31 @@ func (rc *reconcileContext) sync(ctx context.Context) (reconcile.Result, error) 
 			}
 		}
 	}
-	if err := rc.retirePreviousKeys(ctx); err != nil {
-		return rc.remoteError(ctx, "delete a previous key", err)
+	pendingRestarts := rc.restartTargets(ctx)
+	if err := rc.retirePreviousKeys(ctx, pendingRestarts); err != nil {
+		return rc.remoteError(ctx, opDelete, "delete a previous key", err)
 	}
-	restartProblem := rc.restartTargets(ctx)
 
 	message := fmt.Sprintf("Secret %s holds key %s", key.Status.SecretName, key.Status.KeyID)
-	if restartProblem != "" {
-		message += "; " + restartProblem
+	if len(pendingRestarts) > 0 {
+		message += "; rollout restart targets not restarted yet: " + joinTargets(pendingRestarts)
+	}
+	if t := key.Status.KeyMissingSince; t != nil {
+		message += fmt.Sprintf("; the key was missing from a listing at %s and is checked again before it is replaced", t.UTC().Format(time.RFC3339))
 	}
 	setReady(key, true, iamv1alpha1.ReasonKeyReady, message)
 	rc.readyBefore = iamv1alpha1.ReasonKeyReady
-	setSynced(key, true, iamv1alpha1.ReasonReconcileSuccess, "the last reconcile reached the API without error")
+	if !rc.unsynced {
+		setSynced(key, true, iamv1alpha1.ReasonReconcileSuccess, "the last reconcile reached the API without error")
+	}
 	return reconcile.Result{RequeueAfter: rc.nextCheck()}, nil
+}
+
+// notSynced sets Synced=False for this reconcile: something it could not
+// do, while the key itself may well be Ready.
+func (rc *reconcileContext) notSynced(reason, message string) {
+	setSynced(rc.key, false, reason, message)
+	rc.unsynced = true
 }
 
 // isTerminal reports whether the API refused the current spec with a 400.
@@ -275,7 +331,8 @@ func (rc *reconcileContext) requeueAfterFailure() reconcile.Result {
 
 // nextCheck is when this ApiKey needs looking at again: the sync period
 // (with jitter, so many ApiKeys do not wake together), or sooner for a
-// rotation or a previous key's deadline.
+// rotation, a previous key's deadline, a listing that must confirm a
+// missing key, or a step that asked for it.
 func (rc *reconcileContext) nextCheck() time.Duration {
 	period := rc.r.syncPeriod()
 	next := period + time.Duration(rand.Int64N(int64(period/10)+1))
@@ -288,12 +345,18 @@ func (rc *reconcileContext) nextCheck() time.Duration {
 		}
 	}
 	consider(rc.key.Status.NextRotationTime)
+	if t := rc.key.Status.KeyMissingSince; t != nil {
+		consider(&metav1.Time{Time: t.Add(rc.confirmDelay())})
+	}
 	for _, p := range rc.key.Status.PreviousKeys {
 		consider(&p.DeleteAfter)
 		if d := rc.unusedWindow(); d > 0 && p.LastUsedChangedAt != nil {
 			t := metav1.NewTime(p.LastUsedChangedAt.Add(d))
 			consider(&t)
 		}
+	}
+	if rc.requeue > 0 && rc.requeue < next {
+		next = rc.requeue
 	}
 	return next
 }
@@ -304,42 +367,9 @@ func (rc *reconcileContext) resolveConnection(ctx context.Context) (reconcile.Re
 	key := rc.key
 	rc.conn = connectionKeyFor(key)
 	wait := reconcile.Result{RequeueAfter: time.Minute}
-	if rc.conn.Kind == iamv1alpha1.ClusterConnectionKind {
-		var cc iamv1alpha1.ClusterConnection
-		if err := rc.r.Get(ctx, types.NamespacedName{Name: rc.conn.Name}, &cc); err != nil {
-			if apierrors.IsNotFound(err) {
-				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("ClusterConnection %s not found", rc.conn.Name))
-			} else {
-				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("ClusterConnection %s: %v", rc.conn.Name, err))
-			}
-			return wait, false
-		}
-		if sel := cc.Spec.NamespaceSelector; sel != nil {
-			selector, err := metav1.LabelSelectorAsSelector(sel)
-			if err != nil {
-				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("ClusterConnection %s has an invalid namespaceSelector: %v", cc.Name, err))
-				return wait, false
-			}
-			var ns corev1.Namespace
-			if err := rc.r.Get(ctx, types.NamespacedName{Name: key.Namespace}, &ns); err != nil {
-				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("cannot read namespace %s: %v", key.Namespace, err))
-				return wait, false
-			}
-			if !selector.Matches(labels.Set(ns.Labels)) {
-				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("ClusterConnection %s does not admit namespace %s: its namespaceSelector does not match the namespace's labels", cc.Name, key.Namespace))
-				return wait, false
-			}
-		}
-	} else {
-		var c iamv1alpha1.Connection
-		if err := rc.r.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: rc.conn.Name}, &c); err != nil {
-			if apierrors.IsNotFound(err) {
-				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("Connection %s not found in namespace %s", rc.conn.Name, key.Namespace))
-			} else {
-				rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("Connection %s: %v", rc.conn.Name, err))
-			}
-			return wait, false
-		}
+	if problem := rc.admits(ctx, rc.conn); problem != "" {
+		rc.fail(iamv1alpha1.ReasonConnectionNotReady, problem)
+		return wait, false
 	}
 	state, ok := rc.r.Connections.Get(rc.conn)
 	if !ok {
@@ -363,44 +393,95 @@ func (rc *reconcileContext) resolveConnection(ctx context.Context) (reconcile.Re
 		rc.fail(iamv1alpha1.ReasonConnectionNotReady, message)
 		return wait, false
 	}
-	rc.inv = state.Inventory
+	rc.inv, rc.loc = state.Inventory, state.Location
 	return reconcile.Result{}, true
 }
 
-// remoteError turns a failed API call into conditions and a retry plan; it
-// is the one place the reconciler decides how to retry.
-func (rc *reconcileContext) remoteError(ctx context.Context, what string, err error) (reconcile.Result, error) {
+// admits reports why the ApiKey may not use a connection, "" when it may
+// (invariant 4: a Connection of its own namespace, or a ClusterConnection
+// whose namespaceSelector admits the namespace).
+func (rc *reconcileContext) admits(ctx context.Context, ck ConnectionKey) string {
 	key := rc.key
-	if rc.inv != nil {
-		rc.inv.NoteError(err)
-	}
-	msg := fmt.Sprintf("%s: %v", what, err)
-	setSynced(key, false, iamv1alpha1.ReasonReconcileError, msg)
-	var throttled *throttledError
-	switch {
-	case errors.As(err, &throttled):
-		return reconcile.Result{RequeueAfter: throttled.wait}, nil
-	case mobilenext.IsThrottled(err):
-		wait := rc.inv.ThrottledFor()
-		return reconcile.Result{RequeueAfter: max(wait, time.Second)}, nil
-	case mobilenext.IsUnauthorized(err):
-		rc.r.Connections.ReportUnauthorized(rc.conn, msg)
-		rc.fail(iamv1alpha1.ReasonConnectionNotReady, fmt.Sprintf("%s: the API refused the session token of %s", what, rc.conn))
-		return reconcile.Result{RequeueAfter: time.Minute}, nil
-	case mobilenext.IsForbidden(err):
-		rc.fail(iamv1alpha1.ReasonForbidden, fmt.Sprintf("%s: %v; check the role of the user behind %s", what, err, rc.conn))
-		return reconcile.Result{RequeueAfter: rc.r.syncPeriod()}, nil
-	case mobilenext.IsBadRequest(err):
-		rc.fail(iamv1alpha1.ReasonInvalidSpec, fmt.Sprintf("%s: the API refused the request (%v); fix the ApiKey spec", what, err))
-		return reconcile.Result{}, nil
-	default:
-		if key.Status.KeyID == "" || readyReason(key) != iamv1alpha1.ReasonKeyReady {
-			rc.fail(iamv1alpha1.ReasonRemoteError, msg)
+	if ck.Kind == iamv1alpha1.ConnectionKind {
+		var c iamv1alpha1.Connection
+		if err := rc.r.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: ck.Name}, &c); err != nil {
+			if apierrors.IsNotFound(err) {
+				return fmt.Sprintf("Connection %s not found in namespace %s", ck.Name, key.Namespace)
+			}
+			return fmt.Sprintf("Connection %s: %v", ck.Name, err)
 		}
+		return ""
+	}
+	var cc iamv1alpha1.ClusterConnection
+	if err := rc.r.Get(ctx, types.NamespacedName{Name: ck.Name}, &cc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return fmt.Sprintf("ClusterConnection %s not found", ck.Name)
+		}
+		return fmt.Sprintf("ClusterConnection %s: %v", ck.Name, err)
+	}
+	return rc.selectorAdmits(ctx, &cc)
+}
+
+// selectorAdmits reports why a ClusterConnection's namespaceSelector refuses
+// the ApiKey's namespace, "" when it admits it.
+func (rc *reconcileContext) selectorAdmits(ctx context.Context, cc *iamv1alpha1.ClusterConnection) string {
+	sel := cc.Spec.NamespaceSelector
+	if sel == nil {
+		return ""
+	}
+	selector, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return fmt.Sprintf("ClusterConnection %s has an invalid namespaceSelector: %v", cc.Name, err)
+	}
+	var ns corev1.Namespace
+	if err := rc.r.Get(ctx, types.NamespacedName{Name: rc.key.Namespace}, &ns); err != nil {
+		return fmt.Sprintf("cannot read namespace %s: %v", rc.key.Namespace, err)
+	}
+	if !selector.Matches(labels.Set(ns.Labels)) {
+		return fmt.Sprintf("ClusterConnection %s does not admit namespace %s: its namespaceSelector does not match the namespace's labels", cc.Name, rc.key.Namespace)
+	}
+	return ""
+}
+
+// remoteError turns a failed API call into conditions and a retry plan,
+// following decideFailure.
+func (rc *reconcileContext) remoteError(ctx context.Context, op remoteOp, what string, err error) (reconcile.Result, error) {
+	key := rc.key
+	var heldFor time.Duration
+	if rc.inv != nil {
+		heldFor = rc.inv.HeldBackFor()
+	}
+	refusedRetry := rc.r.syncPeriod()
+	if op == opDelete && !key.DeletionTimestamp.IsZero() {
+		refusedRetry = rc.deleteBackoff()
+	}
+	o := decideFailure(op, what, err, rc.conn.String(), heldFor, refusedRetry)
+	setSynced(key, false, o.syncedReason, o.message)
+	if o.unauthorized {
+		rc.r.Connections.ReportUnauthorized(rc.conn, o.message)
+	}
+	switch {
+	case o.readyReason == "":
+	case op == opDelete && !key.DeletionTimestamp.IsZero():
+		rc.fail(o.readyReason, o.message)
+	case o.readyReason == iamv1alpha1.ReasonRemoteError || o.readyReason == iamv1alpha1.ReasonDeleteFailed:
+		// A passing failure says nothing about a key that works.
+		if key.Status.KeyID == "" || readyReason(key) != iamv1alpha1.ReasonKeyReady {
+			rc.fail(iamv1alpha1.ReasonRemoteError, o.message)
+		}
+	default:
+		rc.fail(o.readyReason, o.message)
+	}
+	switch o.retry {
+	case retryOnSpecChange:
+		return reconcile.Result{}, nil
+	case retryBackoff:
 		logf.FromContext(ctx).Info("remote call failed; backing off", "call", what, "error", err.Error())
 		// Returning the error hands the retry to the controller's
 		// exponential backoff.
-		return reconcile.Result{}, fmt.Errorf("%s", msg)
+		return reconcile.Result{}, fmt.Errorf("%s", o.message)
+	default:
+		return reconcile.Result{RequeueAfter: o.after}, nil
 	}
 }
 

@@ -155,7 +155,7 @@ var _ = Describe("ApiKey", func() {
 	It("replaces the key when its Secret is deleted and deletes the old key", func() {
 		t := newTenant()
 		t.apiKey("lost", func(k *iamv1alpha1.ApiKey) {
-			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "0s"}
+			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 0}}
 		})
 		old := t.waitReady("lost")
 		Expect(k8sClient.Delete(ctx, t.secret("lost"))).To(Succeed())
@@ -172,7 +172,7 @@ var _ = Describe("ApiKey", func() {
 	It("replaces the key when the Secret's value is tampered with", func() {
 		t := newTenant()
 		t.apiKey("tampered", func(k *iamv1alpha1.ApiKey) {
-			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "0s"}
+			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 0}}
 		})
 		t.waitReady("tampered")
 		var old *iamv1alpha1.ApiKey

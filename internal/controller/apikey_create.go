@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -35,14 +36,25 @@ import (
 
 // Why a key is created. Each value but TriggerCreate replaces a key.
 const (
-	TriggerCreate          = "Create"
-	TriggerRevoked         = "Revoked"
-	TriggerSecretDeleted   = "SecretDeleted"
-	TriggerSecretTampered  = "SecretTampered"
-	TriggerRotateRequested = "RotateRequested"
-	TriggerNameChanged     = "NameChanged"
-	TriggerScheduled       = "Scheduled"
+	TriggerCreate            = "Create"
+	TriggerRevoked           = "Revoked"
+	TriggerSecretDeleted     = "SecretDeleted"
+	TriggerSecretTampered    = "SecretTampered"
+	TriggerRotateRequested   = "RotateRequested"
+	TriggerNameChanged       = "NameChanged"
+	TriggerScheduled         = "Scheduled"
+	TriggerConnectionChanged = "ConnectionChanged"
 )
+
+// isRepair reports whether a trigger repairs a Secret that no longer serves
+// a working key, as opposed to a rotation of a key that still works.
+func isRepair(trigger string) bool {
+	switch trigger {
+	case TriggerRevoked, TriggerSecretDeleted, TriggerSecretTampered:
+		return true
+	}
+	return false
+}
 
 // attemptMarker is put in the remote name of every key the operator creates;
 // it is how keys of an interrupted create are found again.
@@ -71,27 +83,29 @@ func newAttemptID() string {
 }
 
 // replacementTrigger says whether the ApiKey needs a new key, and why.
-func (rc *reconcileContext) replacementTrigger(ctx context.Context, secret *corev1.Secret, listing *Listing) (string, error) {
+func (rc *reconcileContext) replacementTrigger(ctx context.Context, secret *corev1.Secret) (string, error) {
 	key := rc.key
-	if key.Status.KeyID == "" {
+	st := &key.Status
+	if st.KeyID == "" {
 		return TriggerCreate, nil
 	}
-	if listing != nil {
-		if _, ok := listing.Lookup(key.Status.KeyID); !ok {
-			return TriggerRevoked, nil
-		}
+	if st.Location != nil && !rc.livesHere(st.Location) {
+		return TriggerConnectionChanged, nil
+	}
+	if st.KeyMissingSince != nil && rc.revocationConfirmed {
+		return TriggerRevoked, nil
 	}
 	holder := secret
-	if key.Status.SecretName != desiredSecretName(key) {
+	if st.SecretName != desiredSecretName(key) {
 		var err error
-		if holder, err = rc.r.getSecret(ctx, key.Namespace, key.Status.SecretName); err != nil {
+		if holder, err = rc.r.getSecret(ctx, key.Namespace, st.SecretName); err != nil {
 			return "", err
 		}
 	}
 	if holder == nil {
 		return TriggerSecretDeleted, nil
 	}
-	if !metav1.IsControlledBy(holder, key) || !secretHolds(key, holder, key.Status.SecretKey) {
+	if !metav1.IsControlledBy(holder, key) || !secretHolds(key, holder, st.SecretKey) {
 		// A cached Secret can lag our own write: confirm before replacing.
 		var fresh corev1.Secret
 		err := rc.r.APIReader.Get(ctx, types.NamespacedName{Namespace: holder.Namespace, Name: holder.Name}, &fresh)
@@ -100,20 +114,56 @@ func (rc *reconcileContext) replacementTrigger(ctx context.Context, secret *core
 			return TriggerSecretDeleted, nil
 		case err != nil:
 			return "", fmt.Errorf("get Secret %s: %w", holder.Name, err)
-		case !metav1.IsControlledBy(&fresh, key) || !secretHolds(key, &fresh, key.Status.SecretKey):
+		case !metav1.IsControlledBy(&fresh, key) || !secretHolds(key, &fresh, st.SecretKey):
 			return TriggerSecretTampered, nil
 		}
 	}
-	if v := key.Annotations[iamv1alpha1.RotateAnnotation]; v != "" && v != key.Status.HandledRotateRequest {
+	if v := key.Annotations[iamv1alpha1.RotateAnnotation]; v != "" && v != st.HandledRotateRequest {
 		return TriggerRotateRequested, nil
 	}
-	if key.Status.KeyName != "" && baseOfRemoteName(key.Status.KeyName) != remoteBaseName(key) {
+	if st.KeyName != "" && baseOfRemoteName(st.KeyName) != remoteBaseName(key) {
 		return TriggerNameChanged, nil
 	}
-	if t := key.Status.NextRotationTime; t != nil && !rc.now.Before(t.Time) {
+	if t := st.NextRotationTime; t != nil && !rc.now.Before(t.Time) {
 		return TriggerScheduled, nil
 	}
 	return "", nil
+}
+
+// maxPreviousKeys bounds status.previousKeys (the CRD says the same).
+const maxPreviousKeys = 16
+
+// roomForPreviousKey makes sure the key about to be replaced fits in
+// previousKeys. A rotation waits while the list is full; a repair cannot
+// wait (the Secret serves no working key), so it retires the oldest
+// previous key early, with a warning.
+func (rc *reconcileContext) roomForPreviousKey(ctx context.Context, trigger string) bool {
+	st := &rc.key.Status
+	if trigger == TriggerCreate || len(st.PreviousKeys) < maxPreviousKeys {
+		return true
+	}
+	if !isRepair(trigger) {
+		rc.notSynced(iamv1alpha1.ReasonRotationHeld, fmt.Sprintf("%s rotation waits: %d previous keys are still in their grace period, the most status.previousKeys holds; it goes ahead when one is retired", trigger, len(st.PreviousKeys)))
+		return false
+	}
+	oldest := 0
+	for i, p := range st.PreviousKeys {
+		if p.ReplacedAt.Before(&st.PreviousKeys[oldest].ReplacedAt) {
+			oldest = i
+		}
+	}
+	p := st.PreviousKeys[oldest]
+	inv, err := rc.reach(ctx, p.Location)
+	if err == nil {
+		err = inv.Delete(ctx, p.KeyID)
+	}
+	if err != nil {
+		rc.notSynced(iamv1alpha1.ReasonRotationHeld, fmt.Sprintf("%s repair waits: status.previousKeys is full and the oldest, key %s, could not be retired: %v", trigger, p.KeyID, err))
+		return false
+	}
+	st.PreviousKeys = append(st.PreviousKeys[:oldest:oldest], st.PreviousKeys[oldest+1:]...)
+	rc.event(corev1.EventTypeWarning, EventRetired, "DeleteKey", "deleted previous key %s before its grace period ended: status.previousKeys was full and the Secret needed a new key (%s)", p.KeyID, trigger)
+	return true
 }
 
 // replaceKey creates a key and stores it. The order of writes is what makes
@@ -131,12 +181,15 @@ func (rc *reconcileContext) replaceKey(ctx context.Context, trigger string, secr
 		StartedAt:     metav1.NewTime(rc.now),
 		Reason:        trigger,
 		RotateRequest: key.Annotations[iamv1alpha1.RotateAnnotation],
+		Location:      rc.here(),
+		SecretName:    desiredSecretName(key),
+		SecretKey:     desiredSecretKey(key),
 	}
 	key.Status.PendingCreate = attempt
-	switch trigger {
-	case TriggerCreate:
+	switch {
+	case trigger == TriggerCreate:
 		setReady(key, false, iamv1alpha1.ReasonCreating, "creating the remote key")
-	case TriggerRevoked, TriggerSecretDeleted, TriggerSecretTampered:
+	case isRepair(trigger):
 		setReady(key, false, iamv1alpha1.ReasonRotating, fmt.Sprintf("replacing key %s (%s)", key.Status.KeyID, trigger))
 	default:
 		setReady(key, true, iamv1alpha1.ReasonRotating, fmt.Sprintf("rotating key %s (%s)", key.Status.KeyID, trigger))
@@ -145,9 +198,12 @@ func (rc *reconcileContext) replaceKey(ctx context.Context, trigger string, secr
 		return fmt.Errorf("record create attempt: %w", err)
 	}
 
-	svc := rc.inv.Service()
-	created, err := svc.CreateKey(ctx, attempt.Name)
+	created, err := rc.inv.Create(ctx, attempt.Name)
 	if err != nil {
+		if _, held := heldBack(err); held {
+			key.Status.PendingCreate = nil
+			return err
+		}
 		switch mobilenext.Classify(err) {
 		case mobilenext.ClassBadRequest, mobilenext.ClassUnauthorized, mobilenext.ClassForbidden:
 			// A refusal creates nothing: there is nothing to recover.
@@ -156,34 +212,51 @@ func (rc *reconcileContext) replaceKey(ctx context.Context, trigger string, secr
 		return err
 	}
 	log.Info("created remote key", "keyId", created.ID, "name", created.Name, "trigger", trigger)
-	rc.inv.Created(mobilenext.Key{ID: created.ID, Name: created.Name, CreatedAt: created.CreatedAt})
 
 	if hook := rc.r.Options.BeforeSecretWrite; hook != nil {
 		if err := hook(ctx, key); err != nil {
 			return err
 		}
 	}
-	name, dataKey := desiredSecretName(key), desiredSecretKey(key)
-	if err := rc.r.writeSecret(ctx, key, name, dataKey, secret, created.ID, "", created.Secret); err != nil {
-		// The value lives only in this process now; a key nobody can read
-		// is a leak, so it goes. If even that fails, the recorded attempt
-		// lets recovery find it.
-		if derr := svc.DeleteKey(ctx, created.ID); derr == nil || mobilenext.IsNotFound(derr) {
-			rc.inv.Deleted(created.ID)
-			key.Status.PendingCreate = nil
+	if err := rc.r.writeSecret(ctx, key, attempt.SecretName, attempt.SecretKey, secret, created.ID, "", created.Secret); err != nil {
+		// The outcome of a failed write is not always clear (a timeout, a
+		// reset connection): read the Secret back before deciding.
+		written, rerr := rc.r.secretHoldsKey(ctx, key, attempt.SecretName, attempt.SecretKey, created.ID)
+		switch {
+		case rerr != nil:
+			// Still unclear: the recorded attempt lets recovery look
+			// again, in this very Secret, once it can be read.
+			return fmt.Errorf("%w; reading it back: %v", err, rerr)
+		case !written:
+			// The value lives only in this process now; a key nobody can
+			// read is a leak, so it goes. If even that fails, the recorded
+			// attempt lets recovery find it.
+			if derr := rc.inv.Delete(ctx, created.ID); derr == nil {
+				key.Status.PendingCreate = nil
+			}
+			return err
 		}
-		return err
+		log.Info("the Secret write reported an error but the Secret holds the new key", "keyId", created.ID, "error", err.Error())
 	}
 	return rc.completeCreate(ctx, created.ID, created.Name, "", created.CreatedAt, attempt)
 }
 
-// completeCreate records a key that is safely in its Secret as current.
+// completeCreate records a key that is safely in its Secret as current. The
+// key it replaces, if any, goes to previousKeys with where it lives, whatever
+// replaced it: a revoked key too (its delete then finds it gone).
 func (rc *reconcileContext) completeCreate(ctx context.Context, id, name, suffix string, createdAt time.Time, attempt *iamv1alpha1.CreateAttempt) error {
 	key := rc.key
 	st := &key.Status
-	old, oldSuffix, oldSecret := st.KeyID, st.APIKeySuffix, st.SecretName
+	old, oldSuffix, oldSecret, oldLoc := st.KeyID, st.APIKeySuffix, st.SecretName, st.Location
+	if oldLoc == nil && st.Connection != "" && st.Connection != rc.conn.String() {
+		// Recorded before locations were: it lives where its connection
+		// pointed, which reach() resolves for a nil location.
+		oldLoc = nil
+	} else if oldLoc == nil {
+		oldLoc = rc.here()
+	}
 	trigger := attempt.Reason
-	if old != "" && old != id && trigger != TriggerRevoked {
+	if old != "" && old != id {
 		grace := gracePeriod(key)
 		st.PreviousKeys = append(st.PreviousKeys, iamv1alpha1.PreviousKey{
 			KeyID:             old,
@@ -192,13 +265,23 @@ func (rc *reconcileContext) completeCreate(ctx context.Context, id, name, suffix
 			DeleteAfter:       metav1.NewTime(rc.now.Add(grace)),
 			LastUsedAt:        st.LastUsedAt,
 			LastUsedChangedAt: &metav1.Time{Time: rc.now},
+			Location:          oldLoc,
 		})
 	}
 	st.KeyID, st.KeyName, st.APIKeySuffix = id, name, suffix
 	st.CreatedAt = &metav1.Time{Time: createdAt}
+	st.KeyRecordedAt = &metav1.Time{Time: rc.now}
+	st.KeyMissingSince = nil
 	st.LastUsedAt = nil
-	st.SecretName, st.SecretKey = desiredSecretName(key), desiredSecretKey(key)
+	st.SecretName, st.SecretKey = attempt.SecretName, attempt.SecretKey
+	if st.SecretName == "" {
+		st.SecretName, st.SecretKey = desiredSecretName(key), desiredSecretKey(key)
+	}
 	st.Connection = rc.conn.String()
+	st.Location = attempt.Location
+	if st.Location == nil {
+		st.Location = rc.here()
+	}
 	st.PendingCreate = nil
 	if old != "" {
 		st.LastRotationTime = &metav1.Time{Time: rc.now}
@@ -222,105 +305,165 @@ func (rc *reconcileContext) completeCreate(ctx context.Context, id, name, suffix
 		rc.event(corev1.EventTypeNormal, EventDriftRepaired, "CreateKey", "key %s is no longer listed by the API (revoked?); created key %s and stored it in Secret %s", old, id, st.SecretName)
 	case TriggerSecretDeleted, TriggerSecretTampered:
 		rc.event(corev1.EventTypeNormal, EventDriftRepaired, "RotateKey", "Secret %s no longer held key %s (%s); created key %s, the old one is deleted after its grace period", st.SecretName, old, trigger, id)
+	case TriggerConnectionChanged:
+		rc.event(corev1.EventTypeNormal, EventRotated, "RotateKey", "the connection now points at %s: created key %s there; key %s is retired where it lives after its grace period", st.Location, id, old)
 	default:
 		rc.event(corev1.EventTypeNormal, EventRotated, "RotateKey", "rotated key %s to %s (%s); the old one is deleted after its grace period", old, id, trigger)
 	}
 	return nil
 }
 
-// recoverCreate finishes a create attempt that a crash or a lost response
-// interrupted: a key the Secret already holds is adopted, every other key
-// carrying the attempt's marker is deleted (its secret was never stored).
+// recoverCreate finishes a create attempt that a crash, a lost response or
+// an unclear Secret write interrupted: a key the attempt's Secret already
+// holds is adopted, every other key carrying the attempt's marker is deleted
+// (its secret was never stored), and an attempt whose key is not found is
+// watched until no server can still commit it.
 func (rc *reconcileContext) recoverCreate(ctx context.Context) error {
 	key := rc.key
 	attempt := key.Status.PendingCreate
 	log := logf.FromContext(ctx)
-	listing, err := rc.inv.Fresh(ctx)
+	inv, err := rc.reach(ctx, attempt.Location)
+	if err != nil {
+		return err
+	}
+
+	// The Secret and data key the attempt wrote to, not today's spec: the
+	// spec may have changed since.
+	secretName, dataKey := attempt.SecretName, attempt.SecretKey
+	if secretName == "" {
+		secretName, dataKey = desiredSecretName(key), desiredSecretKey(key)
+	}
+	var secret corev1.Secret
+	err = rc.r.APIReader.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: secretName}, &secret)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get Secret %s: %w", secretName, err)
+	}
+	stored := ""
+	if err == nil && metav1.IsControlledBy(&secret, key) && len(secret.Data[dataKey]) > 0 {
+		if id := secret.Annotations[iamv1alpha1.KeyIDAnnotation]; id != "" && !holdsKey(key, id) {
+			// Only this attempt writes an id the status does not know.
+			stored = id
+		}
+	}
+	listing, err := inv.Since(ctx, attempt.StartedAt.Time)
 	if err != nil {
 		return err
 	}
 	marker := attemptMarker(attempt.ID)
-
-	var secret corev1.Secret
-	adopt := ""
-	err = rc.r.APIReader.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: desiredSecretName(key)}, &secret)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("get Secret %s: %w", desiredSecretName(key), err)
-	}
-	if err == nil && metav1.IsControlledBy(&secret, key) && len(secret.Data[desiredSecretKey(key)]) > 0 {
-		if k, ok := listing.Lookup(secret.Annotations[iamv1alpha1.KeyIDAnnotation]); ok && strings.Contains(k.Name, marker) {
-			adopt = k.ID
-		}
-	}
-	svc := rc.inv.Service()
-	found := adopt != ""
+	found := stored != ""
 	for _, k := range listing.Keys() {
-		if k.ID == adopt || !strings.Contains(k.Name, marker) {
+		if k.ID == stored || !strings.Contains(k.Name, marker) {
 			continue
 		}
 		found = true
-		if err := svc.DeleteKey(ctx, k.ID); err != nil && !mobilenext.IsNotFound(err) {
+		if err := inv.Delete(ctx, k.ID); err != nil {
 			return err
 		}
-		rc.inv.Deleted(k.ID)
 		log.Info("deleted a key of an interrupted create", "keyId", k.ID, "attempt", attempt.ID)
 		rc.event(corev1.EventTypeNormal, EventUnclaimedDeleted, "RecoverCreate", "deleted key %s: it was created by an interrupted attempt and its secret was never stored", k.ID)
 	}
-	if adopt != "" {
-		k, _ := listing.Lookup(adopt)
-		rc.event(corev1.EventTypeNormal, EventAdopted, "RecoverCreate", "key %s was stored in Secret %s before an interruption; recorded it as current", k.ID, secret.Name)
-		return rc.completeCreate(ctx, k.ID, k.Name, k.Suffix, k.CreatedAt, attempt)
+	if stored != "" {
+		name, suffix, createdAt := attempt.Name, "", rc.now
+		if k, ok := listing.Lookup(stored); ok {
+			name, suffix, createdAt = k.Name, k.Suffix, k.CreatedAt
+		}
+		rc.event(corev1.EventTypeNormal, EventAdopted, "RecoverCreate", "key %s was stored in Secret %s before an interruption; recorded it as current", stored, secretName)
+		return rc.completeCreate(ctx, stored, name, suffix, createdAt, attempt)
 	}
 	if !found {
 		// The POST may not have reached the server yet, or may still be
 		// running there: watch for a late key with this marker.
-		rc.watchAttempt(attempt.ID)
+		rc.watchAttempt(attempt)
 	}
 	key.Status.PendingCreate = nil
 	return rc.commitStatus(ctx)
 }
 
-// unresolvedAttemptWatch is how long a create attempt whose key was not
-// found is watched for: far longer than any request lives on a server.
-const unresolvedAttemptWatch = time.Hour
+// holdsKey reports whether the status already records a key id.
+func holdsKey(key *iamv1alpha1.ApiKey, id string) bool {
+	if key.Status.KeyID == id {
+		return true
+	}
+	for _, p := range key.Status.PreviousKeys {
+		if p.KeyID == id {
+			return true
+		}
+	}
+	return false
+}
 
-// watchAttempt records an attempt whose key may still appear.
-func (rc *reconcileContext) watchAttempt(id string) {
+// maxUnresolvedAttempts bounds status.unresolvedAttempts (the CRD says the same).
+const maxUnresolvedAttempts = 32
+
+// watchAttempt records an attempt whose key may still appear, until the
+// create window after it was sent has passed.
+func (rc *reconcileContext) watchAttempt(a *iamv1alpha1.CreateAttempt) {
 	st := &rc.key.Status
 	st.UnresolvedAttempts = append(st.UnresolvedAttempts, iamv1alpha1.UnresolvedAttempt{
-		ID: id, WatchUntil: metav1.NewTime(rc.now.Add(unresolvedAttemptWatch)),
+		ID: a.ID, WatchUntil: metav1.NewTime(a.StartedAt.Add(rc.r.createWindow())), Location: a.Location,
 	})
-	if n := len(st.UnresolvedAttempts); n > 32 {
-		st.UnresolvedAttempts = st.UnresolvedAttempts[n-32:]
+	if n := len(st.UnresolvedAttempts); n > maxUnresolvedAttempts {
+		st.UnresolvedAttempts = st.UnresolvedAttempts[n-maxUnresolvedAttempts:]
 	}
 }
 
-// deleteLateKeys deletes keys that unresolved attempts created after their
-// recovery, and forgets attempts past their watch.
-func (rc *reconcileContext) deleteLateKeys(ctx context.Context, listing Listing) error {
+// resolveAttempts deletes keys that unresolved attempts created after their
+// recovery, and forgets an attempt once its key was deleted, or once a
+// listing that started after its window ended did not show it. here is the
+// listing already taken of the ApiKey's own place, if any; attempts
+// elsewhere are listed where they live, with listings at most maxAge old.
+func (rc *reconcileContext) resolveAttempts(ctx context.Context, here *Listing, maxAge time.Duration) error {
 	st := &rc.key.Status
 	if len(st.UnresolvedAttempts) == 0 {
 		return nil
 	}
 	var kept []iamv1alpha1.UnresolvedAttempt
+	var errs []error
 	for _, a := range st.UnresolvedAttempts {
-		marker := attemptMarker(a.ID)
-		resolved := false
-		for _, k := range listing.Keys() {
-			if !strings.Contains(k.Name, marker) {
-				continue
-			}
-			if err := rc.inv.Service().DeleteKey(ctx, k.ID); err != nil && !mobilenext.IsNotFound(err) {
-				return err
-			}
-			rc.inv.Deleted(k.ID)
-			resolved = true
-			rc.event(corev1.EventTypeNormal, EventUnclaimedDeleted, "RecoverCreate", "deleted key %s: an interrupted attempt created it after it was recovered, and its secret was never stored", k.ID)
+		resolved, listedAt, err := rc.resolveAttempt(ctx, a, here, maxAge)
+		if err != nil {
+			errs = append(errs, err)
 		}
-		if !resolved && rc.now.Before(a.WatchUntil.Time) {
-			kept = append(kept, a)
+		if resolved || (err == nil && !listedAt.Before(a.WatchUntil.Time)) {
+			continue
 		}
+		kept = append(kept, a)
 	}
 	st.UnresolvedAttempts = kept
-	return nil
+	return errors.Join(errs...)
+}
+
+// resolveAttempt looks for the key of one unresolved attempt and deletes it.
+// It returns whether it deleted one, and when the listing it looked at
+// started.
+func (rc *reconcileContext) resolveAttempt(ctx context.Context, a iamv1alpha1.UnresolvedAttempt, here *Listing, maxAge time.Duration) (bool, time.Time, error) {
+	inv, err := rc.reach(ctx, a.Location)
+	if err != nil {
+		return false, time.Time{}, err
+	}
+	since := rc.now.Add(-maxAge)
+	if !rc.now.Before(a.WatchUntil.Time) {
+		// Forgetting the attempt needs a listing that started after no
+		// server could still commit it.
+		since = a.WatchUntil.Time
+	}
+	var listing Listing
+	if here != nil && rc.livesHere(a.Location) && !here.StartedAt.Before(since) {
+		listing = *here
+	} else if listing, err = inv.Since(ctx, since); err != nil {
+		return false, time.Time{}, err
+	}
+	resolved := false
+	marker := attemptMarker(a.ID)
+	for _, k := range listing.Keys() {
+		if !strings.Contains(k.Name, marker) {
+			continue
+		}
+		if err := inv.Delete(ctx, k.ID); err != nil {
+			return false, time.Time{}, err
+		}
+		resolved = true
+		rc.event(corev1.EventTypeNormal, EventUnclaimedDeleted, "RecoverCreate", "deleted key %s: an interrupted attempt created it after it was recovered, and its secret was never stored", k.ID)
+	}
+	return resolved, listing.StartedAt, nil
 }

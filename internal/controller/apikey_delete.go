@@ -17,6 +17,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -28,64 +29,149 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
-	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
 
-// finalize deletes the remote keys (unless orphaned) and the Secret, then
+// finalize deletes the remote keys where they live (unless orphaned), waits
+// for create attempts that may still produce a key, deletes the Secret, then
 // releases the ApiKey.
 func (rc *reconcileContext) finalize(ctx context.Context) (reconcile.Result, error) {
 	key := rc.key
 	if !controllerutil.ContainsFinalizer(key, iamv1alpha1.Finalizer) {
 		return reconcile.Result{}, nil
 	}
-	if key.Spec.DeletionPolicy == iamv1alpha1.DeletionPolicyOrphan {
-		ids := remoteKeyIDs(key)
-		if err := rc.release(ctx); err != nil {
-			return reconcile.Result{}, err
-		}
-		if len(ids) > 0 {
-			rc.event(corev1.EventTypeNormal, EventOrphaned, "Orphan", "deletionPolicy is Orphan: left key(s) %s in the organization", strings.Join(ids, ", "))
-		}
-		return reconcile.Result{}, nil
-	}
-
-	if key.Annotations[iamv1alpha1.PausedAnnotation] == "true" {
+	orphan := key.Spec.DeletionPolicy == iamv1alpha1.DeletionPolicyOrphan
+	if !orphan && key.Annotations[iamv1alpha1.PausedAnnotation] == "true" {
 		setReady(key, false, iamv1alpha1.ReasonPaused, "paused: the remote keys are deleted once the "+iamv1alpha1.PausedAnnotation+" annotation is removed (or set spec.deletionPolicy: Orphan to leave them)")
 		return reconcile.Result{}, nil
 	}
-	if res, ok := rc.resolveConnection(ctx); !ok {
-		why := readyMessage(key)
-		if readyReason(key) != iamv1alpha1.ReasonConnectionNotReady {
-			why = rc.conn.String() + " is not ready"
-		}
-		rc.fail(iamv1alpha1.ReasonDeleteFailed, fmt.Sprintf("cannot delete the remote keys: %s; fix the connection, or set spec.deletionPolicy: Orphan to leave the keys and release the ApiKey", why))
-		return res, nil
-	}
+	rc.resolveForDelete(ctx)
 	setReady(key, false, iamv1alpha1.ReasonDeleting, "deleting the remote keys")
-	if key.Status.PendingCreate != nil {
-		if err := rc.recoverCreate(ctx); err != nil {
-			return rc.deleteError("recover an interrupted create", err)
+
+	if err := rc.deleteKeys(ctx, orphan); err != nil {
+		if orphan && !rc.attemptsMayStillLand() {
+			// Orphan keeps the keys whose secret was stored; the ones an
+			// attempt may have made are only waited for within the window.
+			return reconcile.Result{}, rc.releaseOrphaned(ctx)
 		}
+		return rc.finalizeError(ctx, err)
 	}
-	if len(key.Status.UnresolvedAttempts) > 0 {
-		listing, err := rc.inv.Fresh(ctx)
-		if err != nil {
-			return rc.deleteError("list keys", err)
+	if until, ok := rc.attemptsWindow(); ok {
+		ids := make([]string, 0, len(key.Status.UnresolvedAttempts))
+		for _, a := range key.Status.UnresolvedAttempts {
+			ids = append(ids, a.ID)
 		}
-		if err := rc.deleteLateKeys(ctx, listing); err != nil {
-			return rc.deleteError("delete a key of an interrupted create", err)
-		}
+		setReady(key, false, iamv1alpha1.ReasonDeleting, fmt.Sprintf("waiting until %s for create attempt(s) %s, which the API may still commit: any key they made is deleted as soon as it is listed", until.UTC().Format(time.RFC3339), strings.Join(ids, ", ")))
+		return reconcile.Result{RequeueAfter: min(until.Sub(rc.now)+100*time.Millisecond, rc.confirmDelay())}, nil
 	}
-	svc := rc.inv.Service()
-	for _, id := range remoteKeyIDs(key) {
-		if err := svc.DeleteKey(ctx, id); err != nil && !mobilenext.IsNotFound(err) {
-			return rc.deleteError("delete key "+id, err)
-		}
-		rc.inv.Deleted(id)
-		forgetKey(key, id)
-		rc.event(corev1.EventTypeNormal, EventDeleted, "DeleteKey", "deleted key %s", id)
+	if orphan {
+		return reconcile.Result{}, rc.releaseOrphaned(ctx)
 	}
 	return reconcile.Result{}, rc.release(ctx)
+}
+
+// resolveForDelete uses the spec's connection when it may be used and is
+// Ready; keys that live elsewhere are reached through other connections.
+func (rc *reconcileContext) resolveForDelete(ctx context.Context) {
+	rc.conn = connectionKeyFor(rc.key)
+	if rc.admits(ctx, rc.conn) != "" {
+		return
+	}
+	if s, ok := rc.r.Connections.Get(rc.conn); ok && s.Ready && s.Inventory != nil {
+		rc.inv, rc.loc = s.Inventory, s.Location
+	}
+}
+
+// deleteKeys does the remote work of a deletion: recover an interrupted
+// create, delete the current and previous keys (unless orphaned), and
+// delete keys that unresolved attempts made. Keys whose secret was never
+// stored are deleted even when orphaning: nobody can use them.
+func (rc *reconcileContext) deleteKeys(ctx context.Context, orphan bool) error {
+	if rc.key.Status.PendingCreate != nil {
+		if err := rc.recoverCreate(ctx); err != nil {
+			return fmt.Errorf("recover an interrupted create: %w", err)
+		}
+	}
+	if !orphan {
+		if err := rc.deleteHeldKeys(ctx); err != nil {
+			return err
+		}
+	}
+	return rc.resolveAttempts(ctx, nil, rc.confirmDelay())
+}
+
+// deleteHeldKeys deletes the current and previous keys where each lives.
+func (rc *reconcileContext) deleteHeldKeys(ctx context.Context) error {
+	key := rc.key
+	type held struct {
+		id  string
+		loc *iamv1alpha1.KeyLocation
+	}
+	var keys []held
+	if key.Status.KeyID != "" {
+		keys = append(keys, held{key.Status.KeyID, key.Status.Location})
+	}
+	for _, p := range key.Status.PreviousKeys {
+		keys = append(keys, held{p.KeyID, p.Location})
+	}
+	var errs []error
+	for _, k := range keys {
+		inv, err := rc.reach(ctx, k.loc)
+		if err == nil {
+			err = inv.Delete(ctx, k.id)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("delete key %s: %w", k.id, err))
+			continue
+		}
+		forgetKey(key, k.id)
+		rc.event(corev1.EventTypeNormal, EventDeleted, "DeleteKey", "deleted key %s", k.id)
+	}
+	return errors.Join(errs...)
+}
+
+// attemptsWindow is the latest end of the window of the unresolved create
+// attempts, if any is still open.
+func (rc *reconcileContext) attemptsWindow() (time.Time, bool) {
+	var until time.Time
+	for _, a := range rc.key.Status.UnresolvedAttempts {
+		if a.WatchUntil.After(until) {
+			until = a.WatchUntil.Time
+		}
+	}
+	return until, rc.now.Before(until)
+}
+
+// attemptsMayStillLand reports whether a create may still produce a key: an
+// attempt in flight, or an unresolved one within its window.
+func (rc *reconcileContext) attemptsMayStillLand() bool {
+	if a := rc.key.Status.PendingCreate; a != nil && rc.now.Before(a.StartedAt.Add(rc.r.createWindow())) {
+		return true
+	}
+	_, open := rc.attemptsWindow()
+	return open
+}
+
+// finalizeError reports why a deletion cannot go on, and when it is tried
+// again: never in a hot loop, and with the connection's shared backoff.
+func (rc *reconcileContext) finalizeError(ctx context.Context, err error) (reconcile.Result, error) {
+	u, ok := errors.AsType[*unreachableError](err)
+	if !ok {
+		return rc.remoteError(ctx, opDelete, "delete the remote keys", err)
+	}
+	orphanHint := "or set spec.deletionPolicy: Orphan to leave the keys and release the ApiKey"
+	s, known := rc.r.Connections.Get(rc.conn)
+	switch {
+	case known && !s.Ready && s.Location == u.loc:
+		// The keys live where the spec's connection points: that
+		// connection is just not Ready.
+		rc.fail(iamv1alpha1.ReasonDeleteFailed, fmt.Sprintf("cannot delete the remote keys: %s is not ready (%s): %s; fix the connection, %s", rc.conn, s.Reason, s.Message, orphanHint))
+	case rc.inv == nil && rc.admits(ctx, rc.conn) != "":
+		rc.fail(iamv1alpha1.ReasonDeleteFailed, fmt.Sprintf("cannot delete the remote keys: %s, and %v; restore the connection, %s", rc.admits(ctx, rc.conn), u, orphanHint))
+	default:
+		rc.fail(iamv1alpha1.ReasonConnectionChanged, fmt.Sprintf("cannot delete the remote keys: %v (the ApiKey's connection no longer points there); create a Connection in namespace %s with credentials for it, or point a connection back at it, %s", u, rc.key.Namespace, orphanHint))
+	}
+	rc.notSynced(iamv1alpha1.ReasonConnectionChanged, err.Error())
+	return reconcile.Result{RequeueAfter: rc.deleteBackoff()}, nil
 }
 
 // release deletes the managed Secret and removes the finalizer.
@@ -98,11 +184,24 @@ func (rc *reconcileContext) release(ctx context.Context) error {
 	}
 	// The status is gone with the object; nothing is left to write.
 	rc.baseline = key.Status.DeepCopy()
+	before := key.DeepCopy()
 	controllerutil.RemoveFinalizer(key, iamv1alpha1.Finalizer)
-	if err := rc.r.Update(ctx, key); err != nil {
+	if err := rc.r.Patch(ctx, key, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	rc.baseline = key.Status.DeepCopy()
+	return nil
+}
+
+// releaseOrphaned releases an ApiKey whose keys are left in place.
+func (rc *reconcileContext) releaseOrphaned(ctx context.Context) error {
+	ids := remoteKeyIDs(rc.key)
+	if err := rc.release(ctx); err != nil {
+		return err
+	}
+	if len(ids) > 0 {
+		rc.event(corev1.EventTypeNormal, EventOrphaned, "Orphan", "deletionPolicy is Orphan: left key(s) %s in the organization", strings.Join(ids, ", "))
+	}
 	return nil
 }
 
@@ -122,6 +221,7 @@ func remoteKeyIDs(key *iamv1alpha1.ApiKey) []string {
 func forgetKey(key *iamv1alpha1.ApiKey, id string) {
 	if key.Status.KeyID == id {
 		key.Status.KeyID = ""
+		key.Status.Location = nil
 		return
 	}
 	kept := key.Status.PreviousKeys[:0]
@@ -133,33 +233,10 @@ func forgetKey(key *iamv1alpha1.ApiKey, id string) {
 	key.Status.PreviousKeys = kept
 }
 
-// deleteError reports a failed deletion. A refusal is retried with a growing
-// delay (the longer it has failed, the longer the wait), never in a hot loop.
-func (rc *reconcileContext) deleteError(what string, err error) (reconcile.Result, error) {
-	key := rc.key
-	rc.inv.NoteError(err)
-	msg := fmt.Sprintf("%s: %v", what, err)
-	setSynced(key, false, iamv1alpha1.ReasonReconcileError, msg)
-	switch mobilenext.Classify(err) {
-	case mobilenext.ClassForbidden:
-		rc.fail(iamv1alpha1.ReasonDeleteFailed, fmt.Sprintf("%s: the API refused (403); the user behind %s needs the read-write or admin role, or set spec.deletionPolicy: Orphan to leave the keys and release the ApiKey", what, rc.conn))
-		return reconcile.Result{RequeueAfter: rc.deleteBackoff()}, nil
-	case mobilenext.ClassThrottled:
-		return reconcile.Result{RequeueAfter: max(rc.inv.ThrottledFor(), time.Second)}, nil
-	case mobilenext.ClassUnauthorized:
-		rc.r.Connections.ReportUnauthorized(rc.conn, msg)
-		rc.fail(iamv1alpha1.ReasonDeleteFailed, fmt.Sprintf("%s: the API refused the session token of %s; renew it, or set spec.deletionPolicy: Orphan", what, rc.conn))
-		return reconcile.Result{RequeueAfter: rc.deleteBackoff()}, nil
-	default:
-		rc.fail(iamv1alpha1.ReasonDeleteFailed, msg)
-		return reconcile.Result{}, fmt.Errorf("%s", msg)
-	}
-}
-
 // deleteBackoff grows with how long deletion has been failing: from 5s up to 10m.
 func (rc *reconcileContext) deleteBackoff() time.Duration {
 	wait := 5 * time.Second
-	if c := meta.FindStatusCondition(rc.key.Status.Conditions, iamv1alpha1.ConditionReady); c != nil && c.Reason == iamv1alpha1.ReasonDeleteFailed {
+	if c := meta.FindStatusCondition(rc.key.Status.Conditions, iamv1alpha1.ConditionReady); c != nil && (c.Reason == iamv1alpha1.ReasonDeleteFailed || c.Reason == iamv1alpha1.ReasonConnectionChanged) {
 		if failing := rc.now.Sub(c.LastTransitionTime.Time); failing > wait {
 			wait = failing
 		}

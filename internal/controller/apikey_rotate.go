@@ -17,6 +17,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -29,58 +30,113 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
-	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
 
 // defaultGracePeriod is how long a replaced key lives when rotation.gracePeriod is unset.
 const defaultGracePeriod = 10 * time.Minute
 
-// parseDuration reads a duration admission already validated; a value that
-// still fails to parse counts as unset.
-func parseDuration(s string) time.Duration {
-	if s == "" {
-		return 0
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0
-	}
-	return d
-}
-
+// gracePeriod is how long a replaced key lives at most.
 func gracePeriod(key *iamv1alpha1.ApiKey) time.Duration {
-	if r := key.Spec.Rotation; r != nil && r.GracePeriod != "" {
-		return parseDuration(r.GracePeriod)
+	if r := key.Spec.Rotation; r != nil && r.GracePeriod != nil {
+		return r.GracePeriod.Duration
 	}
 	return defaultGracePeriod
 }
 
+// rotationEvery is the period of scheduled rotation; 0 when the key rotates
+// only on demand.
+func rotationEvery(key *iamv1alpha1.ApiKey) time.Duration {
+	if r := key.Spec.Rotation; r != nil && r.Every != nil {
+		return r.Every.Duration
+	}
+	return 0
+}
+
+// retireWhenUnusedFor is how long a replaced key may go unused before it is
+// retired early; 0 when it is not.
 func retireWhenUnusedFor(key *iamv1alpha1.ApiKey) time.Duration {
-	if r := key.Spec.Rotation; r != nil {
-		return parseDuration(r.RetireWhenUnusedFor)
+	if r := key.Spec.Rotation; r != nil && r.RetireWhenUnusedFor != nil {
+		return r.RetireWhenUnusedFor.Duration
 	}
 	return 0
 }
 
 // nextRotation is when the schedule replaces the current key, counted from
-// its creation.
+// when the operator recorded it (by its own clock: a remote clock that is
+// off cannot make it rotate early or in a loop).
 func nextRotation(key *iamv1alpha1.ApiKey) *metav1.Time {
-	r := key.Spec.Rotation
-	if r == nil || key.Status.CreatedAt == nil {
-		return nil
-	}
-	every := parseDuration(r.Every)
+	every := rotationEvery(key)
 	if every <= 0 {
 		return nil
 	}
-	return &metav1.Time{Time: key.Status.CreatedAt.Add(every)}
+	from := key.Status.KeyRecordedAt
+	if from == nil {
+		from = key.Status.CreatedAt
+	}
+	if from == nil {
+		return nil
+	}
+	return &metav1.Time{Time: from.Add(every)}
+}
+
+// confirmDelay is how much later than the listing that first left a key out
+// a second listing must start to confirm it is gone: well past the lag of a
+// read replica, and never more than a sync period.
+func (rc *reconcileContext) confirmDelay() time.Duration {
+	return min(rc.r.syncPeriod(), time.Minute)
+}
+
+// listingNeededSince is how recent a listing this reconcile needs: one of
+// the last sync period, or, while the current key is missing from a
+// listing, one that started confirmDelay after that listing.
+func (rc *reconcileContext) listingNeededSince() time.Time {
+	since := rc.now.Add(-rc.r.syncPeriod())
+	if t := rc.key.Status.KeyMissingSince; t != nil {
+		if confirm := t.Add(rc.confirmDelay()); !rc.now.Before(confirm) {
+			return confirm
+		}
+	}
+	return since
+}
+
+// missingVerdict is what one listing says about the current key.
+type missingVerdict struct {
+	// missingSince is the new value of status.keyMissingSince.
+	missingSince *metav1.Time
+	// gone is true when the key is confirmed revoked.
+	gone bool
+}
+
+// judgeMissing decides from one listing whether the current key is gone. A
+// key counts as gone only when two listings left it out, both started after
+// the key was recorded and the second at least confirm after the first: a
+// lagging or partial answer never replaces a key on its own.
+func judgeMissing(listed bool, listingStarted time.Time, recordedAt, missingSince *metav1.Time, confirm time.Duration) missingVerdict {
+	if listed {
+		return missingVerdict{}
+	}
+	if recordedAt != nil && listingStarted.Before(recordedAt.Time) {
+		// The listing may have been answered before the key existed.
+		return missingVerdict{missingSince: missingSince}
+	}
+	if missingSince == nil {
+		return missingVerdict{missingSince: &metav1.Time{Time: listingStarted}}
+	}
+	if listingStarted.Sub(missingSince.Time) >= confirm {
+		return missingVerdict{missingSince: missingSince, gone: true}
+	}
+	return missingVerdict{missingSince: missingSince}
 }
 
 // observe copies what the shared listing says about the ApiKey's keys into
-// status: the suffix, lastUsedAt, and whether previous keys are still used.
+// status: the suffix, lastUsedAt, whether the current key is missing, and
+// whether previous keys living in the same place are still used. A previous
+// key missing from a listing stays in previousKeys: it is deleted at its
+// time, and a 404 then counts as done.
 func (rc *reconcileContext) observe(listing Listing) {
 	st := &rc.key.Status
-	if k, ok := listing.Lookup(st.KeyID); ok {
+	k, listed := listing.Lookup(st.KeyID)
+	if listed {
 		if k.Suffix != "" {
 			st.APIKeySuffix = k.Suffix
 		}
@@ -89,26 +145,26 @@ func (rc *reconcileContext) observe(listing Listing) {
 			st.CreatedAt = &metav1.Time{Time: k.CreatedAt}
 		}
 	}
+	v := judgeMissing(listed, listing.StartedAt, st.KeyRecordedAt, st.KeyMissingSince, rc.confirmDelay())
+	st.KeyMissingSince, rc.revocationConfirmed = v.missingSince, v.gone
 	st.NextRotationTime = nextRotation(rc.key)
-	kept := st.PreviousKeys[:0]
-	for _, p := range st.PreviousKeys {
-		k, ok := listing.Lookup(p.KeyID)
-		if !ok && listing.StartedAt.After(p.ReplacedAt.Time) {
-			// Deleted elsewhere (the web UI, say): nothing left to retire.
+	for i := range st.PreviousKeys {
+		p := &st.PreviousKeys[i]
+		if !rc.livesHere(p.Location) {
 			continue
 		}
-		if ok {
-			if p.APIKeySuffix == "" {
-				p.APIKeySuffix = k.Suffix
-			}
-			if now := timePtr(k.LastUsedAt); !sameTime(now, p.LastUsedAt) {
-				p.LastUsedAt = now
-				p.LastUsedChangedAt = &metav1.Time{Time: rc.now}
-			}
+		k, ok := listing.Lookup(p.KeyID)
+		if !ok {
+			continue
 		}
-		kept = append(kept, p)
+		if p.APIKeySuffix == "" {
+			p.APIKeySuffix = k.Suffix
+		}
+		if now := timePtr(k.LastUsedAt); !sameTime(now, p.LastUsedAt) {
+			p.LastUsedAt = now
+			p.LastUsedChangedAt = &metav1.Time{Time: rc.now}
+		}
 	}
-	st.PreviousKeys = kept
 }
 
 func timePtr(t *time.Time) *metav1.Time {
@@ -137,48 +193,71 @@ func (rc *reconcileContext) unusedWindow() time.Duration {
 	return unused
 }
 
-// retirePreviousKeys deletes replaced keys whose time is up: at the end of
-// their grace period, or earlier once unused for retireWhenUnusedFor.
-func (rc *reconcileContext) retirePreviousKeys(ctx context.Context) error {
+// retirementRule says whether a previous key retires now, and why: at the
+// end of its grace period in any case, or earlier once unused for the
+// window, but only when every rollout restart target already restarted for
+// the key that replaced it (restartsDone).
+func retirementRule(p iamv1alpha1.PreviousKey, now time.Time, unused time.Duration, restartsDone bool, grace time.Duration) string {
+	if !now.Before(p.DeleteAfter.Time) {
+		return fmt.Sprintf("its grace period of %s ended", grace)
+	}
+	if restartsDone && unused > 0 && p.LastUsedChangedAt != nil && now.Sub(p.LastUsedChangedAt.Time) >= unused {
+		return fmt.Sprintf("it was unused for %s (retireWhenUnusedFor)", unused)
+	}
+	return ""
+}
+
+// retirePreviousKeys deletes replaced keys whose time is up, where they
+// live. A key whose place no connection reaches stays, and Synced says so.
+func (rc *reconcileContext) retirePreviousKeys(ctx context.Context, pendingRestarts []string) error {
 	key := rc.key
 	st := &key.Status
 	unused := rc.unusedWindow()
-	for len(st.PreviousKeys) > 0 {
-		i, rule := -1, ""
-		for j, p := range st.PreviousKeys {
-			if !rc.now.Before(p.DeleteAfter.Time) {
-				i, rule = j, fmt.Sprintf("its grace period of %s ended", gracePeriod(key))
-				break
+	var kept []iamv1alpha1.PreviousKey
+	var firstErr error
+	for _, p := range st.PreviousKeys {
+		rule := retirementRule(p, rc.now, unused, len(pendingRestarts) == 0, gracePeriod(key))
+		if rule == "" {
+			kept = append(kept, p)
+			continue
+		}
+		inv, err := rc.reach(ctx, p.Location)
+		if err == nil {
+			err = inv.Delete(ctx, p.KeyID)
+		}
+		if err != nil {
+			kept = append(kept, p)
+			if u, ok := errors.AsType[*unreachableError](err); ok {
+				rc.notSynced(iamv1alpha1.ReasonConnectionChanged, fmt.Sprintf("previous key %s cannot be retired: %v; create a Connection in namespace %s with credentials for it, or point a connection back at it", p.KeyID, u, key.Namespace))
+				rc.soon(time.Minute)
+				continue
 			}
-			if unused > 0 && p.LastUsedChangedAt != nil && rc.now.Sub(p.LastUsedChangedAt.Time) >= unused {
-				i, rule = j, fmt.Sprintf("it was unused for %s (retireWhenUnusedFor)", unused)
-				break
+			if firstErr == nil {
+				firstErr = err
 			}
+			continue
 		}
-		if i < 0 {
-			return nil
+		if len(pendingRestarts) > 0 {
+			rc.event(corev1.EventTypeWarning, EventRetired, "DeleteKey", "deleted previous key %s: %s, although rollout restart targets were not restarted for the new key: %s", p.KeyID, rule, joinTargets(pendingRestarts))
+		} else {
+			rc.event(corev1.EventTypeNormal, EventRetired, "DeleteKey", "deleted previous key %s: %s", p.KeyID, rule)
 		}
-		p := st.PreviousKeys[i]
-		if err := rc.inv.Service().DeleteKey(ctx, p.KeyID); err != nil && !mobilenext.IsNotFound(err) {
-			return err
-		}
-		rc.inv.Deleted(p.KeyID)
-		st.PreviousKeys = append(st.PreviousKeys[:i:i], st.PreviousKeys[i+1:]...)
-		rc.event(corev1.EventTypeNormal, EventRetired, "DeleteKey", "deleted previous key %s: %s", p.KeyID, rule)
 	}
-	return nil
+	st.PreviousKeys = kept
+	return firstErr
 }
 
 // restartTargets rolls the workloads that read the Secret once per new key:
 // their pod template is annotated with the key id, so repeating the step, or
-// restarting the manager, never restarts them again. It returns a note on
-// missing targets for the Ready message.
-func (rc *reconcileContext) restartTargets(ctx context.Context) string {
+// restarting the manager, never restarts them again. It returns the targets
+// not restarted for the current key yet (missing, or failed); they are
+// retried with a growing delay and hold back early retirement.
+func (rc *reconcileContext) restartTargets(ctx context.Context) []string {
 	key := rc.key
 	if key.Status.LastRotationTime == nil || len(key.Spec.RolloutRestartTargets) == 0 {
-		return ""
+		return nil
 	}
-	var missing []string
+	var pending []string
 	for _, t := range key.Spec.RolloutRestartTargets {
 		var obj client.Object
 		switch t.Kind {
@@ -194,9 +273,9 @@ func (rc *reconcileContext) restartTargets(ctx context.Context) string {
 		// Read directly: a watch would cache every workload of the cluster.
 		if err := rc.r.APIReader.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: t.Name}, obj); err != nil {
 			if apierrors.IsNotFound(err) {
-				missing = append(missing, t.Kind+"/"+t.Name)
+				pending = append(pending, t.Kind+"/"+t.Name+" (not found)")
 			} else {
-				missing = append(missing, fmt.Sprintf("%s/%s (%v)", t.Kind, t.Name, err))
+				pending = append(pending, fmt.Sprintf("%s/%s (%v)", t.Kind, t.Name, err))
 			}
 			continue
 		}
@@ -210,20 +289,26 @@ func (rc *reconcileContext) restartTargets(ctx context.Context) string {
 		}
 		template.Annotations[iamv1alpha1.RestartedForAnnotation] = key.Status.KeyID
 		if err := rc.r.Patch(ctx, obj, client.MergeFrom(before)); err != nil {
-			missing = append(missing, fmt.Sprintf("%s/%s (%v)", t.Kind, t.Name, err))
+			pending = append(pending, fmt.Sprintf("%s/%s (%v)", t.Kind, t.Name, err))
 			continue
 		}
 		rc.event(corev1.EventTypeNormal, EventRestarted, "RolloutRestart", "restarted %s/%s for key %s", t.Kind, t.Name, key.Status.KeyID)
 	}
-	if len(missing) == 0 {
-		return ""
+	if len(pending) == 0 {
+		return nil
 	}
-	note := "rollout restart targets not restarted: " + strings.Join(missing, ", ")
-	if c := readyMessage(key); !strings.Contains(c, note) {
+	note := "rollout restart targets not restarted: " + joinTargets(pending)
+	if c := readyMessage(key); !strings.Contains(c, joinTargets(pending)) {
 		rc.event(corev1.EventTypeWarning, EventRestartTargetMiss, "RolloutRestart", "%s", note)
 	}
-	return note
+	// Retry with a delay that grows with how long the restart has been
+	// failing since the rotation: from 5s up to 5m.
+	since := rc.now.Sub(key.Status.LastRotationTime.Time)
+	rc.soon(min(max(since/2, 5*time.Second), 5*time.Minute))
+	return pending
 }
+
+func joinTargets(targets []string) string { return strings.Join(targets, ", ") }
 
 func podTemplate(obj client.Object) *corev1.PodTemplateSpec {
 	switch o := obj.(type) {

@@ -78,7 +78,7 @@ var _ = Describe("Rotation", func() {
 	It("rotates on the schedule counted from the key's creation", func() {
 		t := newTenant()
 		t.apiKey("scheduled", func(k *iamv1alpha1.ApiKey) {
-			k.Spec.Rotation = &iamv1alpha1.Rotation{Every: "10s", GracePeriod: "0s"}
+			k.Spec.Rotation = &iamv1alpha1.Rotation{Every: &metav1.Duration{Duration: 10 * time.Second}, GracePeriod: &metav1.Duration{Duration: 0}}
 		})
 		first := t.waitReady("scheduled")
 		Expect(first.Status.NextRotationTime).NotTo(BeNil())
@@ -129,7 +129,7 @@ var _ = Describe("Rotation", func() {
 	It("keeps the previous key for its grace period, then deletes it", func() {
 		t := newTenant()
 		t.apiKey("graceful", func(k *iamv1alpha1.ApiKey) {
-			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "6s"}
+			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 6 * time.Second}}
 		})
 		first := t.waitReady("graceful")
 		oldValue := string(t.secret("graceful").Data["apiKey"])
@@ -151,7 +151,7 @@ var _ = Describe("Rotation", func() {
 	It("retires an idle previous key early and keeps a used one until its grace period", func() {
 		t := newTenant()
 		rotation := func(k *iamv1alpha1.ApiKey) {
-			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "25s", RetireWhenUnusedFor: "4s"}
+			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 25 * time.Second}, RetireWhenUnusedFor: &metav1.Duration{Duration: 4 * time.Second}}
 		}
 		t.apiKey("idle", rotation)
 		t.apiKey("busy", rotation)
@@ -198,7 +198,7 @@ var _ = Describe("Rotation", func() {
 		d := t.deployment("worker")
 		t.apiKey("restarting", func(k *iamv1alpha1.ApiKey) {
 			k.Spec.RolloutRestartTargets = []iamv1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: "worker"}}
-			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "0s"}
+			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 0}}
 		})
 		first := t.waitReady("restarting")
 		getDeployment := func() *appsv1.Deployment {
@@ -235,7 +235,9 @@ var _ = Describe("Rotation", func() {
 
 	It("deletes the current and the previous key when deleted during a grace period", func() {
 		t := newTenant()
-		t.apiKey("both", func(k *iamv1alpha1.ApiKey) { k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "1h"} })
+		t.apiKey("both", func(k *iamv1alpha1.ApiKey) {
+			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: time.Hour}}
+		})
 		first := t.waitReady("both")
 		t.annotate("both", iamv1alpha1.RotateAnnotation, "1")
 		second := t.waitRotatedFrom("both", first.Status.KeyID)
@@ -249,7 +251,9 @@ var _ = Describe("Rotation", func() {
 
 	It("leaks no key when a create response is lost during a rotation", func() {
 		t := newTenant()
-		t.apiKey("lossy-rotation", func(k *iamv1alpha1.ApiKey) { k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "0s"} })
+		t.apiKey("lossy-rotation", func(k *iamv1alpha1.ApiKey) {
+			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 0}}
+		})
 		first := t.waitReady("lossy-rotation")
 		t.emu.SetFaults(emulator.Faults{LoseCreateRate: 1, DropConnection: true})
 		t.annotate("lossy-rotation", iamv1alpha1.RotateAnnotation, "1")

@@ -210,3 +210,17 @@ func (rc *reconcileContext) moveSecretIfNeeded(ctx context.Context, current *cor
 	key.Status.SecretName, key.Status.SecretKey = name, dataKey
 	return true, nil
 }
+
+// secretHoldsKey reads a Secret back, uncached, and reports whether it is
+// controlled by the ApiKey and holds the key with this id under dataKey. It
+// settles a write whose outcome was unclear.
+func (r *ApiKeyReconciler) secretHoldsKey(ctx context.Context, key *iamv1alpha1.ApiKey, name, dataKey, keyID string) (bool, error) {
+	var s corev1.Secret
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: name}, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("get Secret %s: %w", name, err)
+	}
+	return metav1.IsControlledBy(&s, key) && s.Annotations[iamv1alpha1.KeyIDAnnotation] == keyID && len(s.Data[dataKey]) > 0, nil
+}

@@ -30,6 +30,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -91,7 +92,7 @@ func (c *connectionChecker) check(ctx context.Context, key ConnectionKey, genera
 	notReady := func(reason, message string) (ctrl.Result, error) {
 		setCondition(status, generation, iamv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
 		prev, _ := c.Connections.Get(key)
-		c.Connections.set(key, ConnectionState{Reason: reason, Message: message, Inventory: prev.Inventory, fingerprint: prev.fingerprint})
+		c.Connections.set(key, ConnectionState{Reason: reason, Message: message, Inventory: prev.Inventory, Location: prev.Location, cfg: prev.cfg, fingerprint: prev.fingerprint})
 		return requeue, nil
 	}
 
@@ -137,17 +138,21 @@ func (c *connectionChecker) check(ctx context.Context, key ConnectionKey, genera
 	}
 	sum := sha256.Sum256([]byte(url + "\x00" + params.OrganizationID + "\x00" + token.Reveal()))
 	fingerprint := hex.EncodeToString(sum[:])
+	cfg := mobilenext.Config{URL: url, Token: token, OrganizationID: params.OrganizationID}
+	loc := iamv1alpha1.KeyLocation{URL: url, OrganizationID: params.OrganizationID}
+	if loc.OrganizationID == "" {
+		// Without an organization id the caller's default organization is
+		// used: whose it is, is what tells two such places apart.
+		loc.Subject = token.Subject()
+	}
 
 	prev, known := c.Connections.Get(key)
-	inv := prev.Inventory
-	fresh := false
-	if !known || inv == nil || prev.fingerprint != fingerprint {
-		svc, err := opts.NewClient(mobilenext.Config{URL: url, Token: token, OrganizationID: params.OrganizationID})
-		if err != nil {
-			return notReady(iamv1alpha1.ReasonUnreachable, fmt.Sprintf("cannot use url %q: %v", url, err))
-		}
-		inv = NewInventory(Instrument(svc), opts.SyncPeriod, opts.Now)
-		fresh = true
+	inv, err := c.Connections.inventory(cfg)
+	if err != nil {
+		return notReady(iamv1alpha1.ReasonUnreachable, fmt.Sprintf("cannot use url %q: %v", url, err))
+	}
+	fresh := !known || prev.Inventory != inv
+	if prev.fingerprint != fingerprint {
 		log.Info("using new credentials", "connection", key.String(), "expiresAt", exp.UTC())
 	}
 
@@ -162,8 +167,8 @@ func (c *connectionChecker) check(ctx context.Context, key ConnectionKey, genera
 	if err != nil {
 		reason, message := classifyConnectionError(err, url)
 		setCondition(status, generation, iamv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
-		c.Connections.set(key, ConnectionState{Reason: reason, Message: message, Inventory: inv, fingerprint: fingerprint})
-		if wait := inv.ThrottledFor(); wait > 0 && wait < requeue.RequeueAfter {
+		c.Connections.set(key, ConnectionState{Reason: reason, Message: message, Inventory: inv, Location: loc, cfg: cfg, fingerprint: fingerprint})
+		if wait := inv.HeldBackFor(); wait > 0 && wait < requeue.RequeueAfter {
 			requeue.RequeueAfter = wait
 		}
 		return requeue, nil
@@ -176,7 +181,7 @@ func (c *connectionChecker) check(ctx context.Context, key ConnectionKey, genera
 	}
 	message := fmt.Sprintf("credentials accepted by %s for %s", url, org)
 	setCondition(status, generation, iamv1alpha1.ConditionReady, metav1.ConditionTrue, iamv1alpha1.ReasonValid, message)
-	c.Connections.set(key, ConnectionState{Ready: true, Reason: iamv1alpha1.ReasonValid, Message: message, Inventory: inv, fingerprint: fingerprint})
+	c.Connections.set(key, ConnectionState{Ready: true, Reason: iamv1alpha1.ReasonValid, Message: message, Inventory: inv, Location: loc, cfg: cfg, fingerprint: fingerprint})
 	return requeue, nil
 }
 
@@ -191,11 +196,26 @@ func (c *connectionChecker) reconcile(ctx context.Context, key ConnectionKey, ob
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	params, secretNamespace, status := view()
+	// Keeping or releasing the connection comes first: a connection being
+	// deleted is checked as long as ApiKeys need it, and not after.
+	prot, err := c.protect(ctx, key, obj, types.NamespacedName{Namespace: secretNamespace, Name: params.CredentialsSecretRef.Name}, status)
+	if apierrors.IsConflict(err) {
+		// A write raced with another; read again.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if prot.released() {
+		c.Connections.forget(key)
+		return ctrl.Result{}, nil
+	}
 	before := status.DeepCopy()
 	res, err := c.check(ctx, key, obj.GetGeneration(), params, secretNamespace, status)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	describeProtection(status, prot)
 	if !equality.Semantic.DeepEqual(*before, *status) {
 		if err := c.Status().Update(ctx, obj); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -234,7 +254,8 @@ func NewConnectionReconciler(c client.Client, apiReader client.Reader, conns *Co
 	return &ConnectionReconciler{connectionChecker{Client: c, APIReader: apiReader, Connections: conns, Options: opts}}
 }
 
-// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections;clusterconnections,verbs=get;list;watch
+// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections;clusterconnections,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections/finalizers;clusterconnections/finalizers,verbs=update
 // +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections/status;clusterconnections/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 
@@ -251,6 +272,7 @@ func (r *ConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 func (r *ConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&iamv1alpha1.Connection{}).
+		Watches(&iamv1alpha1.ApiKey{}, r.connectionsOfNamespace(), builder.WithPredicates(dependentsChanged)).
 		WatchesRawSource(source.Channel(r.Connections.recheckConnection, &handler.EnqueueRequestForObject{})).
 		Named("connection").
 		Complete(r)
@@ -277,8 +299,12 @@ func (r *ClusterConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Re
 
 // SetupWithManager sets up the controller with the Manager.
 func (r *ClusterConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := indexClusterConnectionUsers(context.Background(), mgr); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&iamv1alpha1.ClusterConnection{}).
+		Watches(&iamv1alpha1.ApiKey{}, clusterConnectionsOfApiKey(), builder.WithPredicates(dependentsChanged)).
 		WatchesRawSource(source.Channel(r.Connections.recheckClusterConnection, &handler.EnqueueRequestForObject{})).
 		Named("clusterconnection").
 		Complete(r)

@@ -16,12 +16,16 @@ limitations under the License.
 package controller
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"sync"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
+	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
 
 // ConnectionKey identifies a Connection or ClusterConnection.
@@ -64,15 +68,24 @@ type ConnectionState struct {
 	// Inventory lists and caches the connection's keys; nil until the
 	// credentials could be read.
 	Inventory *Inventory
+	// Location is where keys created through the connection live.
+	Location iamv1alpha1.KeyLocation
 
+	// cfg reaches the connection's API with its credentials; with another
+	// organization id it reaches the keys of that organization.
+	cfg         mobilenext.Config
 	fingerprint string
 }
 
-// Connections is the in-memory registry of checked connections. The ApiKey
-// reconciler never reads a token itself: it asks this registry.
+// Connections is the in-memory registry of checked connections, and of the
+// inventories of every place keys live. The ApiKey reconciler never reads a
+// token itself: it asks this registry.
 type Connections struct {
+	options ConnectionOptions
+
 	mu     sync.RWMutex
 	states map[ConnectionKey]*ConnectionState
+	places map[string]*place
 
 	// Recheck receives a connection whose credentials the API refused while
 	// an ApiKey used them, so that its reconciler checks it again now.
@@ -80,13 +93,88 @@ type Connections struct {
 	recheckClusterConnection chan event.GenericEvent
 }
 
-// NewConnections returns an empty registry.
-func NewConnections() *Connections {
+// place is the inventory of one API URL, organization and set of
+// credentials, with when it was last asked for.
+type place struct {
+	inv      *Inventory
+	lastUsed time.Time
+}
+
+// placeIdleTTL is how long an inventory nobody asked for is kept: old tokens
+// and organizations do not pile up in memory.
+const placeIdleTTL = time.Hour
+
+// NewConnections returns an empty registry whose inventories list at most
+// once per opts.SyncPeriod and are built with opts.NewClient.
+func NewConnections(opts ConnectionOptions) *Connections {
 	return &Connections{
+		options:                  opts.withDefaults(),
 		states:                   map[ConnectionKey]*ConnectionState{},
+		places:                   map[string]*place{},
 		recheckConnection:        make(chan event.GenericEvent, 64),
 		recheckClusterConnection: make(chan event.GenericEvent, 64),
 	}
+}
+
+// inventory returns the one inventory of the place cfg reaches, so that
+// every connection and every ApiKey that reaches the same place shares its
+// listing, its throttling and its backoff.
+func (c *Connections) inventory(cfg mobilenext.Config) (*Inventory, error) {
+	sum := sha256.Sum256([]byte(cfg.URL + "\x00" + cfg.OrganizationID + "\x00" + cfg.Token.Reveal()))
+	id := hex.EncodeToString(sum[:])
+	now := c.options.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.places[id]; ok {
+		p.lastUsed = now
+		return p.inv, nil
+	}
+	svc, err := c.options.NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for k, p := range c.places {
+		if now.Sub(p.lastUsed) > placeIdleTTL {
+			delete(c.places, k)
+		}
+	}
+	inv := NewInventory(Instrument(svc), c.options.SyncPeriod, c.options.Now)
+	c.places[id] = &place{inv: inv, lastUsed: now}
+	return inv, nil
+}
+
+// Reach returns the inventory that reaches loc through one of the given
+// connections: one whose own location is loc first, else one of the same
+// API whose credentials can name loc's organization (or, for a default
+// organization, belong to the same user). ok is false when none can.
+func (c *Connections) Reach(loc iamv1alpha1.KeyLocation, candidates []ConnectionKey) (*Inventory, ConnectionKey, bool) {
+	var fallback *ConnectionState
+	var fallbackKey ConnectionKey
+	for _, k := range candidates {
+		s, ok := c.Get(k)
+		if !ok || !s.Ready || s.Inventory == nil || s.Location.URL != loc.URL {
+			continue
+		}
+		if s.Location == loc {
+			return s.Inventory, k, true
+		}
+		if fallback != nil {
+			continue
+		}
+		if loc.OrganizationID != "" || (loc.Subject != "" && s.Location.Subject == loc.Subject) {
+			fallback, fallbackKey = &s, k
+		}
+	}
+	if fallback == nil {
+		return nil, ConnectionKey{}, false
+	}
+	cfg := fallback.cfg
+	cfg.OrganizationID = loc.OrganizationID
+	inv, err := c.inventory(cfg)
+	if err != nil {
+		return nil, ConnectionKey{}, false
+	}
+	return inv, fallbackKey, true
 }
 
 // Get returns the state of a connection, if it was checked.

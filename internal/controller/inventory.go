@@ -17,13 +17,23 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/mobile-next/apikey-operator/internal/mobilenext"
+)
+
+// Backoff of a connection after 429s without Retry-After and after failures
+// (5xx, timeouts, dropped connections): it doubles from backoffBase up to
+// backoffCap, with jitter, and is shared by every call made through the
+// connection.
+const (
+	backoffBase = time.Second
+	backoffCap  = 5 * time.Minute
 )
 
 // Listing is one connection's remote keys as last listed, by id.
@@ -42,32 +52,58 @@ func (l Listing) Lookup(id string) (mobilenext.Key, bool) {
 // Len is the number of listed keys.
 func (l Listing) Len() int { return len(l.keys) }
 
-// Inventory is the shared view of one connection's remote keys. Every ApiKey
-// on the connection reads the same listing, which is refreshed at most once
-// per maxAge however many reconciles ask for it, and concurrent refreshes are
-// coalesced into one call (invariant 5: one GET per connection per sync
-// period, not one per ApiKey).
+// Keys returns the listed keys, in no particular order.
+func (l Listing) Keys() []mobilenext.Key {
+	out := make([]mobilenext.Key, 0, len(l.keys))
+	for _, k := range l.keys {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Inventory is the one door to a place where keys live (an API URL, an
+// organization and the credentials used there). Every call to that place
+// goes through it:
 //
-// Keys this process creates or deletes are folded into the listing at once,
-// so a listing taken before a create does not make a fresh key look revoked.
+//   - Listings are shared: every ApiKey reads the same one, refreshed at most
+//     once per maxAge however many reconciles ask, and concurrent reads are
+//     coalesced into one call (invariant 5).
+//   - Throttling and failures are shared: after a 429 (for its Retry-After,
+//     or with exponential backoff without one) or a failure, every call of
+//     every ApiKey and finalizer waits, so an outage costs one call per
+//     backoff step, not one per ApiKey.
+//   - Keys this process creates or deletes are folded into listings at
+//     once, so a listing taken before a create does not make a fresh key
+//     look revoked.
 type Inventory struct {
 	svc    KeyService
 	maxAge time.Duration
 	now    func() time.Time
 
-	flight singleflight.Group
+	mu       sync.Mutex
+	listing  *Listing
+	inflight *listCall
+	created  map[string]localChange
+	deleted  map[string]time.Time
 
-	mu        sync.Mutex
-	listing   *Listing
-	created   map[string]localChange
-	deleted   map[string]time.Time
+	// notBefore holds every call back; failures counts the failed calls
+	// since the last answer, for the exponential backoff.
 	notBefore time.Time
+	failures  int
 	lastErr   error
 }
 
 type localChange struct {
 	key mobilenext.Key
 	at  time.Time
+}
+
+// listCall is a list call in flight that other readers may join.
+type listCall struct {
+	started time.Time
+	done    chan struct{}
+	listing Listing
+	err     error
 }
 
 // NewInventory returns an empty inventory over svc.
@@ -84,103 +120,130 @@ func NewInventory(svc KeyService, maxAge time.Duration, now func() time.Time) *I
 	}
 }
 
-// Service is the client the inventory lists with.
-func (i *Inventory) Service() KeyService { return i.svc }
-
 // Get returns a listing no older than the inventory's maxAge, listing the
 // remote keys only when the last listing is too old.
 func (i *Inventory) Get(ctx context.Context) (Listing, error) {
-	return i.get(ctx, i.maxAge)
+	// A listing exactly maxAge old is too old.
+	return i.Since(ctx, i.now().Add(-i.maxAge+1))
 }
 
-// Fresh returns a listing started no earlier than now: it never reuses a
-// listing or joins a call already in flight. Crash recovery uses it, since it
-// must see keys created after the last listing.
+// Fresh returns a listing started no earlier than now. Crash recovery uses
+// it, since it must see keys created after the last listing.
 func (i *Inventory) Fresh(ctx context.Context) (Listing, error) {
-	if wait := i.ThrottledFor(); wait > 0 {
-		return Listing{}, &throttledError{wait: wait}
-	}
-	return i.list(ctx)
+	return i.Since(ctx, i.now())
 }
 
-func (i *Inventory) get(ctx context.Context, maxAge time.Duration) (Listing, error) {
-	i.mu.Lock()
-	if l := i.listing; l != nil && i.now().Sub(l.StartedAt) < maxAge {
-		i.mu.Unlock()
-		return *l, nil
-	}
-	i.mu.Unlock()
-	if wait := i.ThrottledFor(); wait > 0 {
-		return Listing{}, &throttledError{wait: wait}
-	}
-	// The shared call must not be cancelled by whichever reconcile happened to
-	// start it; it has its own timeout in the client.
-	ch := i.flight.DoChan("list", func() (any, error) {
-		return i.list(context.WithoutCancel(ctx))
-	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return Listing{}, res.Err
+// Since returns a listing whose call started at or after t: the last one if
+// it is recent enough, the call in flight if it started late enough, or a
+// new call that later readers may join.
+func (i *Inventory) Since(ctx context.Context, t time.Time) (Listing, error) {
+	for {
+		i.mu.Lock()
+		if l := i.listing; l != nil && !l.StartedAt.Before(t) {
+			i.mu.Unlock()
+			return *l, nil
 		}
-		return res.Val.(Listing), nil
-	case <-ctx.Done():
-		return Listing{}, ctx.Err()
+		c := i.inflight
+		if c == nil {
+			if err := i.admitLocked(); err != nil {
+				i.mu.Unlock()
+				return Listing{}, err
+			}
+			c = &listCall{started: i.now(), done: make(chan struct{})}
+			i.inflight = c
+			// The shared call must not be cancelled by whichever reconcile
+			// happened to start it; the client bounds it with its own timeout.
+			go i.runList(context.WithoutCancel(ctx), c)
+		}
+		i.mu.Unlock()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return Listing{}, ctx.Err()
+		}
+		if c.err != nil {
+			// A failed listing is shared too: its readers all get the error,
+			// and the backoff it started holds back the next call.
+			return Listing{}, c.err
+		}
+		if !c.started.Before(t) {
+			return c.listing, nil
+		}
+		// That call started too early for this reader: go round for a new one.
 	}
 }
 
-func (i *Inventory) list(ctx context.Context) (Listing, error) {
-	started := i.now()
+func (i *Inventory) runList(ctx context.Context, c *listCall) {
 	keys, err := i.svc.ListKeys(ctx)
 	i.mu.Lock()
 	defer i.mu.Unlock()
+	defer close(c.done)
+	i.inflight = nil
+	i.recordLocked(err)
 	if err != nil {
-		i.noteErrorLocked(err)
-		return Listing{}, err
+		c.err = err
+		return
 	}
-	i.lastErr = nil
-	l := Listing{keys: make(map[string]mobilenext.Key, len(keys)), StartedAt: started}
+	l := Listing{keys: make(map[string]mobilenext.Key, len(keys)), StartedAt: c.started}
 	for _, k := range keys {
 		l.keys[k.ID] = k
 	}
 	// Fold in what this process changed while the call was in flight; older
 	// local changes are already reflected by the API.
-	for id, c := range i.created {
-		if c.at.Before(started) {
+	for id, ch := range i.created {
+		if ch.at.Before(c.started) {
 			delete(i.created, id)
 			continue
 		}
 		if _, ok := l.keys[id]; !ok {
-			l.keys[id] = c.key
+			l.keys[id] = ch.key
 		}
 	}
 	for id, at := range i.deleted {
-		if at.Before(started) {
+		if at.Before(c.started) {
 			delete(i.deleted, id)
 			continue
 		}
 		delete(l.keys, id)
 	}
-	if i.listing == nil || !started.Before(i.listing.StartedAt) {
+	if i.listing == nil || !c.started.Before(i.listing.StartedAt) {
 		i.listing = &l
 	}
-	return l, nil
+	c.listing = l
 }
 
-// Created records a key this process just created.
-func (i *Inventory) Created(k mobilenext.Key) {
+// Create creates a key, unless the connection is held back.
+func (i *Inventory) Create(ctx context.Context, name string) (*mobilenext.CreatedKey, error) {
+	if err := i.admit(); err != nil {
+		return nil, err
+	}
+	created, err := i.svc.CreateKey(ctx, name)
+	i.record(err)
+	if err != nil {
+		return nil, err
+	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	at := i.now()
-	i.created[k.ID] = localChange{key: k, at: at}
+	k := mobilenext.Key{ID: created.ID, Name: created.Name, CreatedAt: created.CreatedAt}
+	i.created[k.ID] = localChange{key: k, at: i.now()}
 	if i.listing != nil {
 		i.listing.keys = cloneKeys(i.listing.keys)
 		i.listing.keys[k.ID] = k
 	}
+	return created, nil
 }
 
-// Deleted records a key this process just deleted (or found gone).
-func (i *Inventory) Deleted(id string) {
+// Delete deletes a key, unless the connection is held back. A key already
+// gone (404) counts as deleted.
+func (i *Inventory) Delete(ctx context.Context, id string) error {
+	if err := i.admit(); err != nil {
+		return err
+	}
+	err := i.svc.DeleteKey(ctx, id)
+	i.record(err)
+	if err != nil && !mobilenext.IsNotFound(err) {
+		return err
+	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.deleted[id] = i.now()
@@ -191,35 +254,71 @@ func (i *Inventory) Deleted(id string) {
 			delete(i.listing.keys, id)
 		}
 	}
+	return nil
 }
 
-// NoteError records the outcome of a call made with the inventory's client,
-// so that a 429 holds back every ApiKey of the connection, not just the one
-// that got it.
-func (i *Inventory) NoteError(err error) {
+// HeldBackFor is how long calls through this inventory must still wait.
+func (i *Inventory) HeldBackFor() time.Duration {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	i.noteErrorLocked(err)
+	return max(i.notBefore.Sub(i.now()), 0)
 }
 
-func (i *Inventory) noteErrorLocked(err error) {
-	i.lastErr = err
-	if mobilenext.IsThrottled(err) {
-		wait := max(mobilenext.RetryAfter(err), time.Second)
-		if until := i.now().Add(wait); until.After(i.notBefore) {
-			i.notBefore = until
+func (i *Inventory) admit() error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.admitLocked()
+}
+
+func (i *Inventory) admitLocked() error {
+	if wait := i.notBefore.Sub(i.now()); wait > 0 {
+		return &heldBackError{wait: wait, cause: i.lastErr}
+	}
+	return nil
+}
+
+func (i *Inventory) record(err error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.recordLocked(err)
+}
+
+// recordLocked updates the shared backoff with the outcome of a call. Any
+// answer of the API but a 429 or a 5xx shows that it is there again.
+func (i *Inventory) recordLocked(err error) {
+	var wait time.Duration
+	switch mobilenext.Classify(err) {
+	case mobilenext.ClassThrottled:
+		i.failures++
+		wait = mobilenext.RetryAfter(err)
+		if wait <= 0 {
+			wait = backoffStep(i.failures)
 		}
+	case mobilenext.ClassTransient:
+		i.failures++
+		wait = backoffStep(i.failures)
+	default:
+		i.failures, i.lastErr = 0, nil
+		return
+	}
+	i.lastErr = err
+	if until := i.now().Add(wait); until.After(i.notBefore) {
+		i.notBefore = until
 	}
 }
 
-// ThrottledFor is how long calls on this connection must still wait after a 429.
-func (i *Inventory) ThrottledFor() time.Duration {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if d := i.notBefore.Sub(i.now()); d > 0 {
-		return d
+// backoffStep is the wait after the n-th failure in a row: backoffBase
+// doubled n-1 times, capped, with up to 20% jitter so that connections that
+// failed together do not retry together.
+func backoffStep(n int) time.Duration {
+	d := backoffBase
+	for range n - 1 {
+		if d >= backoffCap {
+			break
+		}
+		d *= 2
 	}
-	return 0
+	return wait.Jitter(min(d, backoffCap), 0.2)
 }
 
 func cloneKeys(m map[string]mobilenext.Key) map[string]mobilenext.Key {
@@ -228,19 +327,26 @@ func cloneKeys(m map[string]mobilenext.Key) map[string]mobilenext.Key {
 	return out
 }
 
-// throttledError is returned without calling the API while a connection is
-// held back by an earlier 429.
-type throttledError struct{ wait time.Duration }
-
-func (e *throttledError) Error() string {
-	return "the API asked to slow down; waiting " + e.wait.Round(time.Second).String() + " before the next call"
+// heldBackError is returned without calling the API while a connection is
+// held back by an earlier 429 or failure.
+type heldBackError struct {
+	wait  time.Duration
+	cause error
 }
 
-// Keys returns the listed keys, in no particular order.
-func (l Listing) Keys() []mobilenext.Key {
-	out := make([]mobilenext.Key, 0, len(l.keys))
-	for _, k := range l.keys {
-		out = append(out, k)
+func (e *heldBackError) Error() string {
+	msg := "calls to the API are held back for " + e.wait.Round(time.Second).String()
+	if e.cause != nil {
+		msg += " after: " + e.cause.Error()
 	}
-	return out
+	return msg
+}
+
+// heldBack reports how long an error says to wait, if it is a heldBackError.
+func heldBack(err error) (time.Duration, bool) {
+	var h *heldBackError
+	if errors.As(err, &h) {
+		return h.wait, true
+	}
+	return 0, false
 }

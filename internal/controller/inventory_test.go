@@ -89,11 +89,17 @@ func TestInventoryFoldsInKeysCreatedDuringAList(t *testing.T) {
 	clock := fakeclock.New(time.Unix(1_800_000_000, 0))
 	listing := make(chan struct{})
 	answer := make(chan struct{})
-	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
-		close(listing)
-		<-answer
-		return []mobilenext.Key{{ID: "key_gone"}}, nil
-	}}
+	svc := KeyServiceFuncs{
+		List: func(context.Context) ([]mobilenext.Key, error) {
+			close(listing)
+			<-answer
+			return []mobilenext.Key{{ID: "key_gone"}}, nil
+		},
+		Create: func(_ context.Context, name string) (*mobilenext.CreatedKey, error) {
+			return &mobilenext.CreatedKey{ID: "key_new", Name: name}, nil
+		},
+		Delete: func(context.Context, string) error { return nil },
+	}
 	inv := NewInventory(svc, time.Minute, clock.Now)
 	done := make(chan Listing)
 	go func() {
@@ -105,8 +111,12 @@ func TestInventoryFoldsInKeysCreatedDuringAList(t *testing.T) {
 	}()
 	<-listing
 	clock.Advance(time.Second)
-	inv.Created(mobilenext.Key{ID: "key_new"})
-	inv.Deleted("key_gone")
+	if _, err := inv.Create(context.Background(), "new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := inv.Delete(context.Background(), "key_gone"); err != nil {
+		t.Fatal(err)
+	}
 	close(answer)
 	l := <-done
 	if _, ok := l.Lookup("key_new"); !ok {
@@ -129,10 +139,10 @@ func TestInventoryHoldsBackCallsAfterA429(t *testing.T) {
 	if _, err := inv.Get(context.Background()); !errors.Is(err, throttled) {
 		t.Fatalf("first read: %v, want the 429", err)
 	}
-	if got := inv.ThrottledFor(); got != 30*time.Second {
+	if got := inv.HeldBackFor(); got != 30*time.Second {
 		t.Fatalf("throttled for %s, want 30s", got)
 	}
-	var held *throttledError
+	var held *heldBackError
 	for range 3 {
 		if _, err := inv.Get(context.Background()); !errors.As(err, &held) {
 			t.Fatalf("read while throttled: %v, want it held back", err)
@@ -145,5 +155,108 @@ func TestInventoryHoldsBackCallsAfterA429(t *testing.T) {
 	_, _ = inv.Get(context.Background())
 	if got := lists.Load(); got != 2 {
 		t.Fatalf("%d list calls after Retry-After, want 2", got)
+	}
+}
+
+// A 429 without Retry-After backs the whole connection off exponentially:
+// however many ApiKeys ask, the API sees one call per backoff step.
+func TestInventoryBacksOffExponentiallyAfter429WithoutRetryAfter(t *testing.T) {
+	clock := fakeclock.New(time.Unix(1_800_000_000, 0))
+	var calls atomic.Int32
+	throttled := &mobilenext.APIError{Method: "GET", Path: "/api/v1/keys", StatusCode: 429}
+	svc := KeyServiceFuncs{
+		List: func(context.Context) ([]mobilenext.Key, error) {
+			calls.Add(1)
+			return nil, throttled
+		},
+		Create: func(context.Context, string) (*mobilenext.CreatedKey, error) {
+			calls.Add(1)
+			return nil, throttled
+		},
+		Delete: func(context.Context, string) error {
+			calls.Add(1)
+			return throttled
+		},
+	}
+	inv := NewInventory(svc, time.Nanosecond, clock.Now)
+	var waits []time.Duration
+	for step := range 6 {
+		// Ten ApiKeys and a finalizer ask at every step.
+		for range 10 {
+			_, _ = inv.Fresh(context.Background())
+			_, _ = inv.Create(context.Background(), "k")
+		}
+		_ = inv.Delete(context.Background(), "key_1")
+		if got := calls.Load(); got != int32(step+1) {
+			t.Fatalf("step %d: %d calls reached the API in all, want %d (one per backoff step)", step, got, step+1)
+		}
+		wait := inv.HeldBackFor()
+		waits = append(waits, wait)
+		clock.Advance(wait)
+	}
+	for i := 1; i < len(waits); i++ {
+		// Each step at least doubles the last, jitter aside (at most 20%).
+		if float64(waits[i]) < 1.6*float64(waits[i-1]) {
+			t.Fatalf("backoff steps %v do not grow exponentially", waits)
+		}
+	}
+	if waits[0] < backoffBase {
+		t.Fatalf("first step %s, want at least %s", waits[0], backoffBase)
+	}
+}
+
+// Once the API answers again, the backoff starts over.
+func TestInventoryBackoffResetsOnAnswer(t *testing.T) {
+	clock := fakeclock.New(time.Unix(1_800_000_000, 0))
+	failing := true
+	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
+		if failing {
+			return nil, &mobilenext.APIError{Method: "GET", Path: "/api/v1/keys", StatusCode: 503}
+		}
+		return nil, nil
+	}}
+	inv := NewInventory(svc, time.Nanosecond, clock.Now)
+	for range 4 {
+		_, _ = inv.Fresh(context.Background())
+		clock.Advance(inv.HeldBackFor())
+	}
+	failing = false
+	if _, err := inv.Fresh(context.Background()); err != nil {
+		t.Fatalf("list after the outage: %v", err)
+	}
+	if got := inv.HeldBackFor(); got != 0 {
+		t.Fatalf("held back for %s after a success, want 0", got)
+	}
+	failing = true
+	_, _ = inv.Fresh(context.Background())
+	if got := inv.HeldBackFor(); got > backoffBase*2 {
+		t.Fatalf("first failure after a success holds back %s, want the first step again", got)
+	}
+}
+
+// A reader that needs a listing started after t never takes one that
+// started before, even one in flight.
+func TestInventorySinceNeverReturnsAnOlderListing(t *testing.T) {
+	clock := fakeclock.New(time.Unix(1_800_000_000, 0))
+	var lists atomic.Int32
+	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
+		lists.Add(1)
+		return nil, nil
+	}}
+	inv := NewInventory(svc, time.Hour, clock.Now)
+	first, err := inv.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	l, err := inv.Since(context.Background(), first.StartedAt.Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.StartedAt.After(first.StartedAt) || lists.Load() != 2 {
+		t.Fatalf("Since returned a listing started at %s after %d calls; want a new call", l.StartedAt, lists.Load())
+	}
+	if _, err := inv.Get(context.Background()); err != nil || lists.Load() != 2 {
+		t.Fatalf("a later Get made a call (%d in all, err %v); want the shared listing", lists.Load(), err)
 	}
 }

@@ -21,7 +21,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -38,6 +40,9 @@ type Options struct {
 	CredentialsPollInterval time.Duration
 	// NewClient builds API clients; the real client by default.
 	NewClient ClientFactory
+	// CreateWindow is how long an unresolved create attempt is watched for
+	// a late key; DefaultCreateWindow when zero.
+	CreateWindow time.Duration
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 	// BeforeSecretWrite is a test hook; see ApiKeyOptions.
@@ -50,25 +55,67 @@ func ManagedSecretSelector() labels.Selector {
 }
 
 // CacheOptions are the manager's cache settings: only managed Secrets are
-// cached (invariant 6). Credentials Secrets and foreign Secrets are read
-// directly, one object at a time.
+// cached (invariant 6), and of those only the ones an ApiKey controls keep
+// their data (see TransformSecret). Credentials Secrets and foreign Secrets
+// are read directly, one object at a time.
 func CacheOptions() cache.Options {
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: ManagedSecretSelector()},
+			&corev1.Secret{}: {Label: ManagedSecretSelector(), Transform: TransformSecret},
 		},
 	}
 }
 
+// apiKeyKind is the kind an owner reference names for an ApiKey.
+const apiKeyKind = "ApiKey"
+
+// TransformSecret is the cache transform of Secrets. The managed-by label
+// that selects Secrets into the cache is one anyone allowed to create a
+// Secret can set, so it cannot bound what the cache holds: a few large
+// labelled Secrets would exhaust the manager's memory. Only a Secret
+// controlled by an ApiKey keeps its data, because the reconciler compares its
+// value with the key's suffix; every other Secret is cached as metadata only,
+// which is all the reconciler reads of a Secret it does not control (it
+// checks metav1.IsControlledBy before looking at data). managedFields are of
+// no use to the operator and are dropped from every Secret.
+//
+// The object is changed in place: the informer hands over a freshly decoded
+// object that nothing else holds yet.
+func TransformSecret(in any) (any, error) {
+	s, ok := in.(*corev1.Secret)
+	if !ok {
+		// Tombstones of deleted objects and anything else pass unchanged.
+		return in, nil
+	}
+	s.ManagedFields = nil
+	if !controlledByApiKey(s) {
+		s.Data = nil
+		s.StringData = nil
+	}
+	return s, nil
+}
+
+// controlledByApiKey reports whether an object's controller reference names
+// an ApiKey, of any version of the operator's API group. Which ApiKey does
+// not matter here: the reconciler checks that itself.
+func controlledByApiKey(obj metav1.Object) bool {
+	ref := metav1.GetControllerOfNoCopy(obj)
+	if ref == nil || ref.Kind != apiKeyKind {
+		return false
+	}
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	return err == nil && gv.Group == iamv1alpha1.GroupVersion.Group
+}
+
 // SetupWithManager registers the three reconcilers with a manager.
 func SetupWithManager(mgr manager.Manager, opts Options) error {
-	conns := NewConnections()
 	connOpts := ConnectionOptions{
 		SyncPeriod:              opts.SyncPeriod,
 		CredentialsPollInterval: opts.CredentialsPollInterval,
 		NewClient:               opts.NewClient,
 		Now:                     opts.Now,
 	}
+	conns := NewConnections(connOpts)
 	if err := NewConnectionReconciler(mgr.GetClient(), mgr.GetAPIReader(), conns, connOpts).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the Connection controller: %w", err)
 	}
@@ -82,6 +129,7 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 		Connections: conns,
 		Options: ApiKeyOptions{
 			SyncPeriod:        opts.SyncPeriod,
+			CreateWindow:      opts.CreateWindow,
 			Now:               opts.Now,
 			BeforeSecretWrite: opts.BeforeSecretWrite,
 		},

@@ -42,6 +42,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -58,6 +59,8 @@ import (
 const (
 	testSyncPeriod   = 3 * time.Second
 	testPollInterval = 2 * time.Second
+	// testCreateWindow is how long an unresolved create attempt is watched.
+	testCreateWindow = 15 * time.Second
 )
 
 var (
@@ -84,7 +87,43 @@ var (
 	// serviceWrappers lets a test stand between the manager and its
 	// tenant's emulator, by emulator URL.
 	serviceWrappers sync.Map
+
+	// kubeFaults lets a test stand between the manager and the API server
+	// for the objects of its tenant's namespace: an interceptor.Funcs by
+	// namespace, whose set functions replace the client's.
+	kubeFaults sync.Map
 )
+
+// kubeFaultFuncs sends each write of the manager through the faults a test
+// registered for the object's namespace, if any.
+func kubeFaultFuncs() interceptor.Funcs {
+	faults := func(ns string) interceptor.Funcs {
+		if f, ok := kubeFaults.Load(ns); ok {
+			return f.(interceptor.Funcs)
+		}
+		return interceptor.Funcs{}
+	}
+	return interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if f := faults(obj.GetNamespace()).Create; f != nil {
+				return f(ctx, c, obj, opts...)
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			if f := faults(obj.GetNamespace()).Update; f != nil {
+				return f(ctx, c, obj, opts...)
+			}
+			return c.Update(ctx, obj, opts...)
+		},
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+			if f := faults(obj.GetNamespace()).SubResourceUpdate; f != nil {
+				return f(ctx, c, sub, obj, opts...)
+			}
+			return c.SubResource(sub).Update(ctx, obj, opts...)
+		},
+	}
+}
 
 // interceptable sends each call through the wrapper registered for its URL,
 // if any, at the time of the call.
@@ -159,11 +198,19 @@ var _ = BeforeSuite(func() {
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Cache:   CacheOptions(),
+		NewClient: func(config *rest.Config, options client.Options) (client.Client, error) {
+			c, err := client.NewWithWatch(config, options)
+			if err != nil {
+				return nil, err
+			}
+			return interceptor.NewClient(c, kubeFaultFuncs()), nil
+		},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(SetupWithManager(mgr, Options{
 		SyncPeriod:              testSyncPeriod,
 		CredentialsPollInterval: testPollInterval,
+		CreateWindow:            testCreateWindow,
 		NewClient: func(cfg mobilenext.Config) (KeyService, error) {
 			svc, err := NewMobileNextClient(cfg)
 			if err != nil {

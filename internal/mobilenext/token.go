@@ -61,25 +61,10 @@ func (t Token) IsAPIKey() bool { return strings.HasPrefix(t.v, apiKeyPrefix) }
 // not a JWT (three base64url segments with a JSON header and payload) or has
 // no numeric exp claim. Errors never contain any part of the token.
 func (t Token) ExpiresAt() (time.Time, error) {
-	segments := strings.Split(t.v, ".")
-	if len(segments) != 3 {
-		return time.Time{}, fmt.Errorf("token is not a JWT: it has %d segments, want 3", len(segments))
+	payload, err := t.payload()
+	if err != nil {
+		return time.Time{}, err
 	}
-	var payload []byte
-	for i, name := range []string{"header", "payload", "signature"} {
-		raw, err := decodeSegment(segments[i])
-		if err != nil {
-			return time.Time{}, fmt.Errorf("token is not a JWT: %s is not base64url", name)
-		}
-		if i == 2 {
-			break
-		}
-		if !isJSONObject(raw) {
-			return time.Time{}, fmt.Errorf("token is not a JWT: %s is not a JSON object", name)
-		}
-		payload = raw
-	}
-
 	var claims struct {
 		Exp json.RawMessage `json:"exp"`
 	}
@@ -96,6 +81,50 @@ func (t Token) ExpiresAt() (time.Time, error) {
 		return time.Time{}, fmt.Errorf("token exp claim: %w", err)
 	}
 	return exp, nil
+}
+
+// Subject returns the JWT's sub claim, "" when it has none. Like ExpiresAt
+// it does not verify the signature: the subject only tells which user's
+// default organization a connection without organizationId reaches, so that
+// keys created there are deleted there.
+func (t Token) Subject() string {
+	payload, err := t.payload()
+	if err != nil {
+		return ""
+	}
+	var claims struct {
+		Sub any `json:"sub"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return ""
+	}
+	if s, ok := claims.Sub.(string); ok {
+		return s
+	}
+	return ""
+}
+
+// payload decodes the JWT's payload segment.
+func (t Token) payload() ([]byte, error) {
+	segments := strings.Split(t.v, ".")
+	if len(segments) != 3 {
+		return nil, fmt.Errorf("token is not a JWT: it has %d segments, want 3", len(segments))
+	}
+	var payload []byte
+	for i, name := range []string{"header", "payload", "signature"} {
+		raw, err := decodeSegment(segments[i])
+		if err != nil {
+			return nil, fmt.Errorf("token is not a JWT: %s is not base64url", name)
+		}
+		if i == 2 {
+			break
+		}
+		if !isJSONObject(raw) {
+			return nil, fmt.Errorf("token is not a JWT: %s is not a JSON object", name)
+		}
+		payload = raw
+	}
+	return payload, nil
 }
 
 // String returns a redaction marker instead of the value.

@@ -80,7 +80,7 @@ func TestKillDuringRotationLeavesOneCurrentKeyAndNoLeaks(t *testing.T) {
 	const name = "rotating"
 
 	f.createApiKey(name, func(k *iamv1alpha1.ApiKey) {
-		k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "5s"}
+		k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 5 * time.Second}}
 	})
 	original := f.waitSettled(name, f.checkCurrentKey).Status.KeyID
 	originalValue := f.mustSecretValue(name)

@@ -353,7 +353,8 @@ func (f *fixture) deleteApiKeys() {
 	t := f.t
 	ctx, cancel := newContext()
 	defer cancel()
-	if err := k8sClient.DeleteAllOf(ctx, &iamv1alpha1.ApiKey{}, client.InNamespace(f.ns)); err != nil {
+	// A test may have deleted the namespace already.
+	if err := k8sClient.DeleteAllOf(ctx, &iamv1alpha1.ApiKey{}, client.InNamespace(f.ns)); err != nil && !apierrors.IsNotFound(err) {
 		t.Errorf("delete the ApiKeys: %v", err)
 		return
 	}
@@ -387,9 +388,11 @@ func (f *fixture) deleteApiKeys() {
 	t.Errorf("after deleting every ApiKey: %v", last)
 }
 
-// removeLeftovers strips the finalizer of ApiKeys that survived (a failed
-// test may leave some with no manager to release them) and deletes the
-// namespace, so that later tests' managers never see this test's objects.
+// removeLeftovers strips the operator's finalizers from the ApiKeys,
+// Connections and Secrets that survived (a failed test may leave some, and
+// the manager is stopped by now, so nothing would release them) and deletes
+// the namespace, so that later tests' managers never see this test's objects.
+// The namespace may be gone already.
 func (f *fixture) removeLeftovers() {
 	t := f.t
 	ctx, cancel := newContext()
@@ -398,12 +401,34 @@ func (f *fixture) removeLeftovers() {
 	if err := k8sClient.List(ctx, &keys, client.InNamespace(f.ns)); err != nil {
 		t.Logf("list leftover ApiKeys: %v", err)
 	}
+	var conns iamv1alpha1.ConnectionList
+	if err := k8sClient.List(ctx, &conns, client.InNamespace(f.ns)); err != nil {
+		t.Logf("list leftover Connections: %v", err)
+	}
+	var secrets corev1.SecretList
+	if err := k8sClient.List(ctx, &secrets, client.InNamespace(f.ns)); err != nil {
+		t.Logf("list leftover Secrets: %v", err)
+	}
+	var leftovers []client.Object
 	for i := range keys.Items {
-		k := &keys.Items[i]
-		patch := client.MergeFrom(k.DeepCopy())
-		k.Finalizers = nil
-		if err := k8sClient.Patch(ctx, k, patch); err != nil && !apierrors.IsNotFound(err) {
-			t.Logf("remove the finalizer of ApiKey %s: %v", k.Name, err)
+		leftovers = append(leftovers, &keys.Items[i])
+	}
+	for i := range conns.Items {
+		leftovers = append(leftovers, &conns.Items[i])
+	}
+	for i := range secrets.Items {
+		leftovers = append(leftovers, &secrets.Items[i])
+	}
+	for _, o := range leftovers {
+		if len(o.GetFinalizers()) == 0 {
+			continue
+		}
+		// Only the finalizer list is sent: the object's other fields are
+		// left as the server has them.
+		patch := client.MergeFrom(o.DeepCopyObject().(client.Object))
+		o.SetFinalizers(nil)
+		if err := k8sClient.Patch(ctx, o, patch); err != nil && !apierrors.IsNotFound(err) {
+			t.Logf("remove the finalizers of %T %s: %v", o, o.GetName(), err)
 		}
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}}

@@ -30,20 +30,32 @@ import (
 // managerProcess is a running manager.
 type managerProcess struct {
 	cmd *exec.Cmd
+	// log is the file the process writes its log to.
+	log string
 	// exited is closed once the process has exited.
 	exited chan struct{}
 }
 
-// startManager starts a manager against the shared cluster, logging to a new
-// file of the fixture's directory. Only one manager runs at a time: two would
-// race on the same ApiKeys, which is what leader election prevents in a real
+// startManager starts the fixture's manager against the shared cluster,
+// logging to a new file of the fixture's directory; extraArgs are added to
+// its command line. Only one such manager runs at a time: two would race on
+// the same ApiKeys, which is what leader election prevents in a real
 // deployment.
-func (f *fixture) startManager() {
+func (f *fixture) startManager(extraArgs ...string) {
 	t := f.t
 	t.Helper()
 	if f.manager != nil {
 		t.Fatal("a manager is already running")
 	}
+	f.manager = f.launchManager(extraArgs...)
+}
+
+// launchManager starts a manager process as startManager does, without
+// making it the fixture's manager: tests of leader election run several and
+// choose which one the fixture's checks and cleanup follow.
+func (f *fixture) launchManager(extraArgs ...string) *managerProcess {
+	t := f.t
+	t.Helper()
 	logPath := filepath.Join(f.dir, fmt.Sprintf("manager-%d.log", len(f.managerLogs)+1))
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -52,28 +64,29 @@ func (f *fixture) startManager() {
 	// The child keeps its own descriptor; ours is not needed past Start.
 	defer func() { _ = logFile.Close() }()
 
-	cmd := exec.Command(managerBin,
-		"--sync-period="+syncPeriod.String(),
-		"--credentials-poll-interval="+credentialsPollInterval.String(),
+	args := []string{
+		"--sync-period=" + syncPeriod.String(),
+		"--credentials-poll-interval=" + credentialsPollInterval.String(),
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=0",
 		// Debug logging widens the search for leaked secrets to every line
 		// the manager can write.
 		"--zap-log-level=debug",
-	)
+	}
+	cmd := exec.Command(managerBin, append(args, extraArgs...)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start the manager: %v", err)
 	}
-	m := &managerProcess{cmd: cmd, exited: make(chan struct{})}
+	m := &managerProcess{cmd: cmd, log: logPath, exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		close(m.exited)
 	}()
-	f.manager = m
 	f.managerLogs = append(f.managerLogs, logPath)
 	t.Logf("started manager %d (pid %d)", len(f.managerLogs), cmd.Process.Pid)
+	return m
 }
 
 // killManager kills the manager with SIGKILL, as an OOM kill or a node
@@ -102,10 +115,15 @@ func (f *fixture) killManager() {
 // stopManager stops the manager gracefully, killing it if it does not exit
 // in time.
 func (f *fixture) stopManager() {
-	m := f.manager
-	if m == nil {
+	if f.manager == nil {
 		return
 	}
+	f.manager.stop()
+	f.manager = nil
+}
+
+// stop stops the process gracefully, killing it if it does not exit in time.
+func (m *managerProcess) stop() {
 	_ = m.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-m.exited:
@@ -113,7 +131,6 @@ func (f *fixture) stopManager() {
 		_ = m.cmd.Process.Kill()
 		<-m.exited
 	}
-	f.manager = nil
 }
 
 // checkManagerRunning reports an error if the manager exited on its own,

@@ -54,7 +54,7 @@ func TestHandledRotationIsNotRepeatedAfterRestart(t *testing.T) {
 		t.Fatalf("create Deployment: %v", err)
 	}
 	f.createApiKey("rotated", func(k *iamv1alpha1.ApiKey) {
-		k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: "0s"}
+		k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: 0}}
 		k.Spec.RolloutRestartTargets = []iamv1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: "worker"}}
 	})
 	first := f.waitSettled("rotated", f.checkCurrentKey)

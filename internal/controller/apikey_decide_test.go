@@ -1,0 +1,176 @@
+/*
+Copyright 2026 The apikey-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+	http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package controller
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
+	"github.com/mobile-next/apikey-operator/internal/mobilenext"
+)
+
+func TestJudgeMissing(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	at := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: t0.Add(d)} }
+	cases := map[string]struct {
+		reason       string
+		listed       bool
+		started      time.Time
+		recordedAt   *metav1.Time
+		missingSince *metav1.Time
+		want         missingVerdict
+	}{
+		"listed key is not missing": {
+			reason: "a key the listing shows clears an earlier miss",
+			listed: true, started: t0.Add(time.Hour), recordedAt: at(0), missingSince: at(time.Minute),
+			want: missingVerdict{},
+		},
+		"first miss is only noted": {
+			reason:  "one incomplete answer never replaces a key",
+			started: t0.Add(time.Hour), recordedAt: at(0),
+			want: missingVerdict{missingSince: at(time.Hour)},
+		},
+		"listing older than the key says nothing": {
+			reason:  "a listing that started before the key was recorded cannot show it",
+			started: t0.Add(-time.Second), recordedAt: at(0),
+			want: missingVerdict{},
+		},
+		"second miss too soon is not a confirmation": {
+			reason:  "a lagging replica can answer twice in a row",
+			started: t0.Add(time.Hour + 10*time.Second), recordedAt: at(0), missingSince: at(time.Hour),
+			want: missingVerdict{missingSince: at(time.Hour)},
+		},
+		"second miss well after the first confirms": {
+			reason:  "two listings, the second started confirm after the first",
+			started: t0.Add(time.Hour + time.Minute), recordedAt: at(0), missingSince: at(time.Hour),
+			want: missingVerdict{missingSince: at(time.Hour), gone: true},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := judgeMissing(tc.listed, tc.started, tc.recordedAt, tc.missingSince, time.Minute)
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(missingVerdict{})); diff != "" {
+				t.Errorf("%s: judgeMissing() -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestDecideFailure(t *testing.T) {
+	api := func(code int, retryAfter time.Duration) error {
+		return &mobilenext.APIError{Method: "POST", Path: "/api/v1/keys", StatusCode: code, RetryAfter: retryAfter}
+	}
+	cases := map[string]struct {
+		reason      string
+		op          remoteOp
+		err         error
+		wantReady   string
+		wantRetry   retryKind
+		wantAfter   time.Duration
+		wantUnauthd bool
+	}{
+		"400 to a create is InvalidSpec": {
+			reason: "only a 400 to a create says something about the spec",
+			op:     opCreate, err: api(400, 0), wantReady: iamv1alpha1.ReasonInvalidSpec, wantRetry: retryOnSpecChange,
+		},
+		"422 to a create is retried": {
+			reason: "no other 4xx freezes an ApiKey",
+			op:     opCreate, err: api(422, 0), wantReady: iamv1alpha1.ReasonRemoteError, wantRetry: retryBackoff,
+		},
+		"400 to a list is retried": {
+			reason: "a list does not carry the spec",
+			op:     opList, err: api(400, 0), wantReady: iamv1alpha1.ReasonRemoteError, wantRetry: retryBackoff,
+		},
+		"404 to a list is retried": {
+			reason: "a list does not carry the spec",
+			op:     opList, err: api(404, 0), wantReady: iamv1alpha1.ReasonRemoteError, wantRetry: retryBackoff,
+		},
+		"422 to a delete is retried": {
+			reason: "a refused delete is retried with backoff, not frozen",
+			op:     opDelete, err: api(422, 0), wantReady: iamv1alpha1.ReasonDeleteFailed, wantRetry: retryBackoff,
+		},
+		"403 to a delete waits the refused delay": {
+			reason: "a read-only role is retried with long backoff",
+			op:     opDelete, err: api(403, 0), wantReady: iamv1alpha1.ReasonDeleteFailed, wantRetry: retryAfter, wantAfter: 10 * time.Minute,
+		},
+		"401 marks the connection": {
+			reason: "a refused token is the connection's problem",
+			op:     opList, err: api(401, 0), wantReady: iamv1alpha1.ReasonConnectionNotReady, wantRetry: retryAfter, wantAfter: time.Minute, wantUnauthd: true,
+		},
+		"429 waits for the connection's backoff": {
+			reason: "throttling is per connection",
+			op:     opCreate, err: api(429, 0), wantReady: iamv1alpha1.ReasonRemoteError, wantRetry: retryAfter, wantAfter: 7 * time.Second,
+		},
+		"5xx waits for the connection's backoff": {
+			reason: "failures back the connection off",
+			op:     opList, err: api(503, 0), wantReady: iamv1alpha1.ReasonRemoteError, wantRetry: retryAfter, wantAfter: 7 * time.Second,
+		},
+		"a held-back call waits as long as it was told": {
+			reason: "no call is made while the connection is held back",
+			op:     opDelete, err: &heldBackError{wait: 3 * time.Second, cause: errors.New("503")}, wantRetry: retryAfter, wantAfter: 3 * time.Second,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := decideFailure(tc.op, "call", tc.err, "Connection/ns/api", 7*time.Second, 10*time.Minute)
+			if got.readyReason != tc.wantReady || got.retry != tc.wantRetry || got.after != tc.wantAfter || got.unauthorized != tc.wantUnauthd {
+				t.Errorf("%s: got ready %q retry %d after %s unauthorized %v; want %q %d %s %v",
+					tc.reason, got.readyReason, got.retry, got.after, got.unauthorized, tc.wantReady, tc.wantRetry, tc.wantAfter, tc.wantUnauthd)
+			}
+			if got.message == "" || got.syncedReason == "" {
+				t.Errorf("%s: an outcome needs a Synced reason and a message, got %+v", tc.reason, got)
+			}
+		})
+	}
+}
+
+func TestRetirementRule(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	prev := iamv1alpha1.PreviousKey{
+		KeyID: "k", ReplacedAt: metav1.NewTime(t0), DeleteAfter: metav1.NewTime(t0.Add(time.Hour)),
+		LastUsedChangedAt: &metav1.Time{Time: t0},
+	}
+	cases := map[string]struct {
+		reason       string
+		now          time.Time
+		restartsDone bool
+		retires      bool
+	}{
+		"in use within grace": {reason: "used recently, grace not over", now: t0.Add(time.Minute), restartsDone: true},
+		"idle and restarted": {
+			reason: "unused for the window after every target restarted", now: t0.Add(20 * time.Minute), restartsDone: true, retires: true,
+		},
+		"idle but a restart failed": {
+			reason: "early retirement waits for the restarts", now: t0.Add(20 * time.Minute), restartsDone: false,
+		},
+		"grace over with a failed restart": {
+			reason: "at gracePeriod the old key goes regardless", now: t0.Add(time.Hour), restartsDone: false, retires: true,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := retirementRule(prev, tc.now, 10*time.Minute, tc.restartsDone, time.Hour)
+			if (got != "") != tc.retires {
+				t.Errorf("%s: retirementRule() = %q, want retires=%v", tc.reason, got, tc.retires)
+			}
+		})
+	}
+}
