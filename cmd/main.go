@@ -79,7 +79,7 @@ func main() {
 	var enableLeaderElection, secureMetrics, enableHTTP2 bool
 	var leaderElectionNamespace string
 	var leaseDuration, renewDeadline, retryPeriod time.Duration
-	var syncPeriod, credentialsPollInterval time.Duration
+	var syncPeriod, credentialsPollInterval, createWindow time.Duration
 	var tlsOpts []func(*tls.Config)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -107,6 +107,10 @@ func main() {
 	flag.DurationVar(&syncPeriod, "sync-period", 10*time.Minute,
 		"How often each connection's keys are listed to detect drift and refresh lastUsedAt "+
 			"(one list per connection per period).")
+	flag.DurationVar(&createWindow, "create-attempt-window", controller.DefaultCreateWindow,
+		"How long after a create was sent its key may still appear (a server can commit a create after the "+
+			"client gave up). An ApiKey deleted with such an unresolved create keeps its finalizer for this long, "+
+			"deleting the key if it shows up.")
 	flag.DurationVar(&credentialsPollInterval, "credentials-poll-interval", time.Minute,
 		"How often credentials Secrets are read again, so a new session token is used without a restart.")
 	opts := zap.Options{}
@@ -114,8 +118,8 @@ func main() {
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
-	if syncPeriod < time.Second || credentialsPollInterval < time.Second {
-		setupLog.Error(nil, "--sync-period and --credentials-poll-interval must be at least 1s")
+	if syncPeriod < time.Second || credentialsPollInterval < time.Second || createWindow < time.Second {
+		setupLog.Error(nil, "--sync-period, --credentials-poll-interval and --create-attempt-window must be at least 1s")
 		os.Exit(2)
 	}
 	if leaderElectionNamespace == "" {
@@ -183,6 +187,7 @@ func main() {
 	if err := controller.SetupWithManager(mgr, controller.Options{
 		SyncPeriod:              syncPeriod,
 		CredentialsPollInterval: credentialsPollInterval,
+		CreateWindow:            createWindow,
 	}); err != nil {
 		setupLog.Error(err, "Failed to set up controllers")
 		os.Exit(1)

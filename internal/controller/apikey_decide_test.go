@@ -174,3 +174,20 @@ func TestRetirementRule(t *testing.T) {
 		})
 	}
 }
+
+// A remote clock far behind must not make a key due at once: the schedule
+// counts from when the operator recorded the key, by its own clock.
+func TestNextRotationIgnoresARemoteClockThatIsOff(t *testing.T) {
+	recorded := time.Unix(1_800_000_000, 0)
+	key := &iamv1alpha1.ApiKey{
+		Spec: iamv1alpha1.ApiKeySpec{Rotation: &iamv1alpha1.Rotation{Every: &metav1.Duration{Duration: time.Hour}}},
+		Status: iamv1alpha1.ApiKeyStatus{
+			CreatedAt:     &metav1.Time{Time: recorded.Add(-48 * time.Hour)}, // the API's clock
+			KeyRecordedAt: &metav1.Time{Time: recorded},
+		},
+	}
+	got := nextRotation(key)
+	if got == nil || !got.Time.Equal(recorded.Add(time.Hour)) {
+		t.Fatalf("nextRotation() = %v, want %s (an hour after the operator recorded the key)", got, recorded.Add(time.Hour))
+	}
+}

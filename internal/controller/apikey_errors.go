@@ -74,6 +74,17 @@ func decideFailure(op remoteOp, what string, err error, conn string, heldFor, re
 		return outcome{syncedReason: iamv1alpha1.ReasonBackingOff, message: msg, retry: retryAfter, after: wait}
 	}
 	deleting := op == opDelete
+	if u, ok := errors.AsType[*unreachableError](err); ok {
+		// Nothing was sent: no connection reaches the place the key lives.
+		reason := ""
+		if deleting {
+			reason = iamv1alpha1.ReasonConnectionChanged
+		}
+		return outcome{
+			readyReason: reason, syncedReason: iamv1alpha1.ReasonConnectionChanged, retry: retryAfter, after: time.Minute,
+			message: fmt.Sprintf("%s: %v (the ApiKey's connection no longer points there); create a Connection in the ApiKey's namespace with credentials for it, or point a connection back at it", what, u),
+		}
+	}
 	failed := iamv1alpha1.ReasonRemoteError
 	if deleting {
 		failed = iamv1alpha1.ReasonDeleteFailed

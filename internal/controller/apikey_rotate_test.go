@@ -75,14 +75,15 @@ func (t *tenant) deployment(name string) *appsv1.Deployment {
 }
 
 var _ = Describe("Rotation", func() {
-	It("rotates on the schedule counted from the key's creation", func() {
+	It("rotates on the schedule counted from when the operator recorded the key", func() {
 		t := newTenant()
 		t.apiKey("scheduled", func(k *iamv1alpha1.ApiKey) {
 			k.Spec.Rotation = &iamv1alpha1.Rotation{Every: &metav1.Duration{Duration: 10 * time.Second}, GracePeriod: &metav1.Duration{Duration: 0}}
 		})
 		first := t.waitReady("scheduled")
 		Expect(first.Status.NextRotationTime).NotTo(BeNil())
-		Expect(first.Status.NextRotationTime.Sub(first.Status.CreatedAt.Time)).To(Equal(10 * time.Second))
+		Expect(first.Status.KeyRecordedAt).NotTo(BeNil())
+		Expect(first.Status.NextRotationTime.Sub(first.Status.KeyRecordedAt.Time)).To(Equal(10 * time.Second))
 		Expect(first.Status.LastRotationTime).To(BeNil())
 
 		second := t.waitRotatedFrom("scheduled", first.Status.KeyID)

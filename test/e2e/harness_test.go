@@ -59,8 +59,11 @@ import (
 const (
 	syncPeriod              = 3 * time.Second
 	credentialsPollInterval = 2 * time.Second
-	pollInterval            = 250 * time.Millisecond
-	waitTimeout             = 3 * time.Minute
+	// createAttemptWindow bounds how long a deleted ApiKey waits for a
+	// create that may still land.
+	createAttemptWindow = 20 * time.Second
+	pollInterval        = 250 * time.Millisecond
+	waitTimeout         = 3 * time.Minute
 )
 
 // Names every fixture uses inside its own namespace.

@@ -67,6 +67,7 @@ func (f *fixture) launchManager(extraArgs ...string) *managerProcess {
 	args := []string{
 		"--sync-period=" + syncPeriod.String(),
 		"--credentials-poll-interval=" + credentialsPollInterval.String(),
+		"--create-attempt-window=" + createAttemptWindow.String(),
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=0",
 		// Debug logging widens the search for leaked secrets to every line
