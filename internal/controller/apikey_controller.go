@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -61,8 +62,8 @@ type ApiKeyOptions struct {
 	// CreateWindow is how long an unresolved create attempt is watched for
 	// a late key; DefaultCreateWindow when zero.
 	CreateWindow time.Duration
-	// Now is the clock; time.Now by default.
-	Now func() time.Time
+	// Clock tells the time; the real clock by default.
+	Clock clock.PassiveClock
 	// BeforeSecretWrite, when set, runs between a successful create and the
 	// Secret write. Tests use it to stop a reconcile at the worst moment, as
 	// a crash would: an error aborts the reconcile there and then.
@@ -127,8 +128,8 @@ func (r *ApiKeyReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 }
 
 func (r *ApiKeyReconciler) now() time.Time {
-	if r.Options.Now != nil {
-		return r.Options.Now()
+	if r.Options.Clock != nil {
+		return r.Options.Clock.Now()
 	}
 	return time.Now()
 }

@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -51,8 +52,8 @@ type ConnectionOptions struct {
 	CredentialsPollInterval time.Duration
 	// NewClient builds the API client; NewMobileNextClient by default.
 	NewClient ClientFactory
-	// Now is the clock; time.Now by default.
-	Now func() time.Time
+	// Clock tells the time; the real clock by default.
+	Clock clock.PassiveClock
 }
 
 func (o ConnectionOptions) withDefaults() ConnectionOptions {
@@ -65,8 +66,8 @@ func (o ConnectionOptions) withDefaults() ConnectionOptions {
 	if o.NewClient == nil {
 		o.NewClient = NewMobileNextClient
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
 	}
 	return o
 }
@@ -85,7 +86,7 @@ type connectionChecker struct {
 func (c *connectionChecker) check(ctx context.Context, key ConnectionKey, generation int64, params iamv1alpha1.ConnectionParameters, secretNamespace string, status *iamv1alpha1.ConnectionStatus) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
 	opts := c.Options.withDefaults()
-	now := opts.Now()
+	now := opts.Clock.Now()
 	status.ObservedGeneration = generation
 	requeue := ctrl.Result{RequeueAfter: opts.CredentialsPollInterval}
 

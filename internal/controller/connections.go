@@ -122,7 +122,7 @@ func NewConnections(opts ConnectionOptions) *Connections {
 func (c *Connections) inventory(cfg mobilenext.Config) (*Inventory, error) {
 	sum := sha256.Sum256([]byte(cfg.URL + "\x00" + cfg.OrganizationID + "\x00" + cfg.Token.Reveal()))
 	id := hex.EncodeToString(sum[:])
-	now := c.options.Now()
+	now := c.options.Clock.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p, ok := c.places[id]; ok {
@@ -138,7 +138,7 @@ func (c *Connections) inventory(cfg mobilenext.Config) (*Inventory, error) {
 			delete(c.places, k)
 		}
 	}
-	inv := NewInventory(Instrument(svc), c.options.SyncPeriod, c.options.Now)
+	inv := NewInventory(Instrument(svc), c.options.SyncPeriod, c.options.Clock)
 	c.places[id] = &place{inv: inv, lastUsed: now}
 	return inv, nil
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
 
 	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
@@ -78,7 +79,7 @@ func (l Listing) Keys() []mobilenext.Key {
 type Inventory struct {
 	svc    KeyService
 	maxAge time.Duration
-	now    func() time.Time
+	clock  clock.PassiveClock
 
 	mu       sync.Mutex
 	listing  *Listing
@@ -107,14 +108,14 @@ type listCall struct {
 }
 
 // NewInventory returns an empty inventory over svc.
-func NewInventory(svc KeyService, maxAge time.Duration, now func() time.Time) *Inventory {
-	if now == nil {
-		now = time.Now
+func NewInventory(svc KeyService, maxAge time.Duration, clk clock.PassiveClock) *Inventory {
+	if clk == nil {
+		clk = clock.RealClock{}
 	}
 	return &Inventory{
 		svc:     svc,
 		maxAge:  maxAge,
-		now:     now,
+		clock:   clk,
 		created: map[string]localChange{},
 		deleted: map[string]time.Time{},
 	}
@@ -124,13 +125,13 @@ func NewInventory(svc KeyService, maxAge time.Duration, now func() time.Time) *I
 // remote keys only when the last listing is too old.
 func (i *Inventory) Get(ctx context.Context) (Listing, error) {
 	// A listing exactly maxAge old is too old.
-	return i.Since(ctx, i.now().Add(-i.maxAge+1))
+	return i.Since(ctx, i.clock.Now().Add(-i.maxAge+1))
 }
 
 // Fresh returns a listing started no earlier than now. Crash recovery uses
 // it, since it must see keys created after the last listing.
 func (i *Inventory) Fresh(ctx context.Context) (Listing, error) {
-	return i.Since(ctx, i.now())
+	return i.Since(ctx, i.clock.Now())
 }
 
 // Since returns a listing whose call started at or after t: the last one if
@@ -149,7 +150,7 @@ func (i *Inventory) Since(ctx context.Context, t time.Time) (Listing, error) {
 				i.mu.Unlock()
 				return Listing{}, err
 			}
-			c = &listCall{started: i.now(), done: make(chan struct{})}
+			c = &listCall{started: i.clock.Now(), done: make(chan struct{})}
 			i.inflight = c
 			// The shared call must not be cancelled by whichever reconcile
 			// happened to start it; the client bounds it with its own timeout.
@@ -225,7 +226,7 @@ func (i *Inventory) Create(ctx context.Context, name string) (*mobilenext.Create
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	k := mobilenext.Key{ID: created.ID, Name: created.Name, CreatedAt: created.CreatedAt}
-	i.created[k.ID] = localChange{key: k, at: i.now()}
+	i.created[k.ID] = localChange{key: k, at: i.clock.Now()}
 	if i.listing != nil {
 		i.listing.keys = cloneKeys(i.listing.keys)
 		i.listing.keys[k.ID] = k
@@ -246,7 +247,7 @@ func (i *Inventory) Delete(ctx context.Context, id string) error {
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	i.deleted[id] = i.now()
+	i.deleted[id] = i.clock.Now()
 	delete(i.created, id)
 	if i.listing != nil {
 		if _, ok := i.listing.keys[id]; ok {
@@ -261,7 +262,7 @@ func (i *Inventory) Delete(ctx context.Context, id string) error {
 func (i *Inventory) HeldBackFor() time.Duration {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	return max(i.notBefore.Sub(i.now()), 0)
+	return max(i.notBefore.Sub(i.clock.Now()), 0)
 }
 
 func (i *Inventory) admit() error {
@@ -271,7 +272,7 @@ func (i *Inventory) admit() error {
 }
 
 func (i *Inventory) admitLocked() error {
-	if wait := i.notBefore.Sub(i.now()); wait > 0 {
+	if wait := i.notBefore.Sub(i.clock.Now()); wait > 0 {
 		return &heldBackError{wait: wait, cause: i.lastErr}
 	}
 	return nil
@@ -302,7 +303,7 @@ func (i *Inventory) recordLocked(err error) {
 		return
 	}
 	i.lastErr = err
-	if until := i.now().Add(wait); until.After(i.notBefore) {
+	if until := i.clock.Now().Add(wait); until.After(i.notBefore) {
 		i.notBefore = until
 	}
 }

@@ -23,18 +23,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mobile-next/apikey-operator/internal/fakeclock"
 	"github.com/mobile-next/apikey-operator/internal/mobilenext"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func TestInventoryListsOncePerMaxAge(t *testing.T) {
-	clock := fakeclock.New(time.Unix(1_800_000_000, 0))
+	clock := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
 	var lists atomic.Int32
 	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
 		lists.Add(1)
 		return []mobilenext.Key{{ID: "key_a", Suffix: "aaaa"}}, nil
 	}}
-	inv := NewInventory(svc, time.Minute, clock.Now)
+	inv := NewInventory(svc, time.Minute, clock)
 	for range 5 {
 		if _, err := inv.Get(context.Background()); err != nil {
 			t.Fatal(err)
@@ -43,7 +43,7 @@ func TestInventoryListsOncePerMaxAge(t *testing.T) {
 	if got := lists.Load(); got != 1 {
 		t.Fatalf("5 reads within maxAge made %d list calls, want 1", got)
 	}
-	clock.Advance(time.Minute)
+	clock.Step(time.Minute)
 	l, err := inv.Get(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func TestInventoryCoalescesConcurrentReads(t *testing.T) {
 // A listing that was in flight while this process created a key must still
 // show the key: otherwise the key would look revoked and be replaced.
 func TestInventoryFoldsInKeysCreatedDuringAList(t *testing.T) {
-	clock := fakeclock.New(time.Unix(1_800_000_000, 0))
+	clock := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
 	listing := make(chan struct{})
 	answer := make(chan struct{})
 	svc := KeyServiceFuncs{
@@ -100,7 +100,7 @@ func TestInventoryFoldsInKeysCreatedDuringAList(t *testing.T) {
 		},
 		Delete: func(context.Context, string) error { return nil },
 	}
-	inv := NewInventory(svc, time.Minute, clock.Now)
+	inv := NewInventory(svc, time.Minute, clock)
 	done := make(chan Listing)
 	go func() {
 		l, err := inv.Get(context.Background())
@@ -110,7 +110,7 @@ func TestInventoryFoldsInKeysCreatedDuringAList(t *testing.T) {
 		done <- l
 	}()
 	<-listing
-	clock.Advance(time.Second)
+	clock.Step(time.Second)
 	if _, err := inv.Create(context.Background(), "new"); err != nil {
 		t.Fatal(err)
 	}
@@ -128,14 +128,14 @@ func TestInventoryFoldsInKeysCreatedDuringAList(t *testing.T) {
 }
 
 func TestInventoryHoldsBackCallsAfterA429(t *testing.T) {
-	clock := fakeclock.New(time.Unix(1_800_000_000, 0))
+	clock := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
 	var lists atomic.Int32
 	throttled := &mobilenext.APIError{Method: "GET", Path: "/api/v1/keys", StatusCode: 429, RetryAfter: 30 * time.Second}
 	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
 		lists.Add(1)
 		return nil, throttled
 	}}
-	inv := NewInventory(svc, time.Nanosecond, clock.Now)
+	inv := NewInventory(svc, time.Nanosecond, clock)
 	if _, err := inv.Get(context.Background()); !errors.Is(err, throttled) {
 		t.Fatalf("first read: %v, want the 429", err)
 	}
@@ -151,7 +151,7 @@ func TestInventoryHoldsBackCallsAfterA429(t *testing.T) {
 	if got := lists.Load(); got != 1 {
 		t.Fatalf("%d list calls during Retry-After, want 1", got)
 	}
-	clock.Advance(30 * time.Second)
+	clock.Step(30 * time.Second)
 	_, _ = inv.Get(context.Background())
 	if got := lists.Load(); got != 2 {
 		t.Fatalf("%d list calls after Retry-After, want 2", got)
@@ -161,7 +161,7 @@ func TestInventoryHoldsBackCallsAfterA429(t *testing.T) {
 // A 429 without Retry-After backs the whole connection off exponentially:
 // however many ApiKeys ask, the API sees one call per backoff step.
 func TestInventoryBacksOffExponentiallyAfter429WithoutRetryAfter(t *testing.T) {
-	clock := fakeclock.New(time.Unix(1_800_000_000, 0))
+	clock := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
 	var calls atomic.Int32
 	throttled := &mobilenext.APIError{Method: "GET", Path: "/api/v1/keys", StatusCode: 429}
 	svc := KeyServiceFuncs{
@@ -178,7 +178,7 @@ func TestInventoryBacksOffExponentiallyAfter429WithoutRetryAfter(t *testing.T) {
 			return throttled
 		},
 	}
-	inv := NewInventory(svc, time.Nanosecond, clock.Now)
+	inv := NewInventory(svc, time.Nanosecond, clock)
 	var waits []time.Duration
 	for step := range 6 {
 		// Ten ApiKeys and a finalizer ask at every step.
@@ -192,7 +192,7 @@ func TestInventoryBacksOffExponentiallyAfter429WithoutRetryAfter(t *testing.T) {
 		}
 		wait := inv.HeldBackFor()
 		waits = append(waits, wait)
-		clock.Advance(wait)
+		clock.Step(wait)
 	}
 	for i := 1; i < len(waits); i++ {
 		// Each step at least doubles the last, jitter aside (at most 20%).
@@ -207,7 +207,7 @@ func TestInventoryBacksOffExponentiallyAfter429WithoutRetryAfter(t *testing.T) {
 
 // Once the API answers again, the backoff starts over.
 func TestInventoryBackoffResetsOnAnswer(t *testing.T) {
-	clock := fakeclock.New(time.Unix(1_800_000_000, 0))
+	clock := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
 	failing := true
 	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
 		if failing {
@@ -215,10 +215,10 @@ func TestInventoryBackoffResetsOnAnswer(t *testing.T) {
 		}
 		return nil, nil
 	}}
-	inv := NewInventory(svc, time.Nanosecond, clock.Now)
+	inv := NewInventory(svc, time.Nanosecond, clock)
 	for range 4 {
 		_, _ = inv.Fresh(context.Background())
-		clock.Advance(inv.HeldBackFor())
+		clock.Step(inv.HeldBackFor())
 	}
 	failing = false
 	if _, err := inv.Fresh(context.Background()); err != nil {
@@ -237,18 +237,18 @@ func TestInventoryBackoffResetsOnAnswer(t *testing.T) {
 // A reader that needs a listing started after t never takes one that
 // started before, even one in flight.
 func TestInventorySinceNeverReturnsAnOlderListing(t *testing.T) {
-	clock := fakeclock.New(time.Unix(1_800_000_000, 0))
+	clock := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
 	var lists atomic.Int32
 	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
 		lists.Add(1)
 		return nil, nil
 	}}
-	inv := NewInventory(svc, time.Hour, clock.Now)
+	inv := NewInventory(svc, time.Hour, clock)
 	first, err := inv.Get(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(time.Minute)
+	clock.Step(time.Minute)
 	l, err := inv.Since(context.Background(), first.StartedAt.Add(30*time.Second))
 	if err != nil {
 		t.Fatal(err)

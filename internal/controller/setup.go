@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -43,8 +44,8 @@ type Options struct {
 	// CreateWindow is how long an unresolved create attempt is watched for
 	// a late key; DefaultCreateWindow when zero.
 	CreateWindow time.Duration
-	// Now is the clock; time.Now by default.
-	Now func() time.Time
+	// Clock tells the time; the real clock by default.
+	Clock clock.PassiveClock
 	// BeforeSecretWrite is a test hook; see ApiKeyOptions.
 	BeforeSecretWrite func(ctx context.Context, key *iamv1alpha1.ApiKey) error
 }
@@ -113,7 +114,7 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 		SyncPeriod:              opts.SyncPeriod,
 		CredentialsPollInterval: opts.CredentialsPollInterval,
 		NewClient:               opts.NewClient,
-		Now:                     opts.Now,
+		Clock:                   opts.Clock,
 	}
 	conns := NewConnections(connOpts)
 	if err := NewConnectionReconciler(mgr.GetClient(), mgr.GetAPIReader(), conns, connOpts).SetupWithManager(mgr); err != nil {
@@ -130,7 +131,7 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 		Options: ApiKeyOptions{
 			SyncPeriod:        opts.SyncPeriod,
 			CreateWindow:      opts.CreateWindow,
-			Now:               opts.Now,
+			Clock:             opts.Clock,
 			BeforeSecretWrite: opts.BeforeSecretWrite,
 		},
 	}

@@ -37,7 +37,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mobile-next/apikey-operator/internal/emulator"
-	"github.com/mobile-next/apikey-operator/internal/fakeclock"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // startTime is the initial time of the fake clock: a whole second, so that
@@ -54,7 +54,7 @@ var (
 type env struct {
 	s     *emulator.Server
 	ts    *httptest.Server
-	clock *fakeclock.Clock
+	clock *clocktesting.FakeClock
 	org   string
 	user  string
 	token string
@@ -64,9 +64,9 @@ type env struct {
 // opts sets one.
 func newEnv(t *testing.T, opts emulator.Options) *env {
 	t.Helper()
-	clock := fakeclock.New(startTime)
-	if opts.Now == nil {
-		opts.Now = clock.Now
+	clock := clocktesting.NewFakeClock(startTime)
+	if opts.Clock == nil {
+		opts.Clock = clock
 	}
 	s := emulator.New(opts)
 	org, user, token, err := s.Bootstrap()
@@ -277,7 +277,7 @@ func TestKeyLifecycle(t *testing.T) {
 		t.Errorf("create response = %v, want name %q and createdAt %q", first, "ci runner", "2026-11-27T13:00:00Z")
 	}
 
-	e.clock.Advance(time.Minute)
+	e.clock.Step(time.Minute)
 	secondID, secondSecret := e.create(t, "deploy bot")
 	if firstSecret == secondSecret || firstID == secondID {
 		t.Fatalf("two keys share an id or a secret")
@@ -327,7 +327,7 @@ func TestKeyLifecycle(t *testing.T) {
 func TestTimestampsAreUTC(t *testing.T) {
 	zone := time.FixedZone("UTC+2", 2*60*60)
 	now := time.Date(2026, 11, 27, 15, 0, 0, 123456789, zone)
-	e := newEnv(t, emulator.Options{Now: func() time.Time { return now }})
+	e := newEnv(t, emulator.Options{Clock: clocktesting.NewFakeClock(now)})
 
 	resp := e.do(t, http.MethodPost, "/api/v1/keys", `{"name":"k"}`, withToken(e.token))
 	if got, want := resp.object(t)["createdAt"], "2026-11-27T13:00:00.123456789Z"; got != want {
@@ -338,9 +338,9 @@ func TestTimestampsAreUTC(t *testing.T) {
 func TestKeysListedByCreationTime(t *testing.T) {
 	e := newEnv(t, emulator.Options{})
 	// The clock going backwards must not be mistaken for creation order.
-	e.clock.Advance(time.Hour)
+	e.clock.Step(time.Hour)
 	late, _ := e.create(t, "late")
-	e.clock.Advance(-2 * time.Hour)
+	e.clock.Step(-2 * time.Hour)
 	early, _ := e.create(t, "early")
 
 	keys := e.s.Keys(e.org)
@@ -378,7 +378,7 @@ func TestAPIKeyRefusedOnKeyEndpoints(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e.clock.Advance(time.Minute)
+			e.clock.Step(time.Minute)
 			resp := e.do(t, tt.method, tt.path, tt.body, withToken(secret))
 			if resp.status != http.StatusUnauthorized || resp.errorCode(t) != "unauthorized" {
 				t.Fatalf("status %d, body %s; want 401 unauthorized", resp.status, resp.body)
@@ -406,7 +406,7 @@ func TestAPIKeyRefusedOnKeyEndpoints(t *testing.T) {
 
 	t.Run("unknown key", func(t *testing.T) {
 		before := e.s.Keys(e.org)
-		e.clock.Advance(time.Minute)
+		e.clock.Step(time.Minute)
 		resp := e.do(t, http.MethodGet, "/api/v1/keys", "", withToken("mob_unknown"))
 		if resp.status != http.StatusUnauthorized {
 			t.Errorf("status %d, want 401", resp.status)
@@ -464,7 +464,7 @@ func TestPing(t *testing.T) {
 func TestUseKey(t *testing.T) {
 	e := newEnv(t, emulator.Options{})
 	_, secret := e.create(t, "workload")
-	e.clock.Advance(time.Hour)
+	e.clock.Step(time.Hour)
 
 	if e.s.UseKey("mob_nope") {
 		t.Errorf("UseKey of an unknown secret = true")
@@ -558,7 +558,7 @@ func TestSessionTokenExpiry(t *testing.T) {
 		{time.Second, http.StatusUnauthorized},
 	}
 	for _, step := range steps {
-		e.clock.Advance(step.advance)
+		e.clock.Step(step.advance)
 		resp := e.do(t, http.MethodGet, "/api/v1/keys", "", withToken(token))
 		if resp.status != step.wantStatus {
 			t.Errorf("at %v: status %d, want %d", e.clock.Now().Sub(startTime), resp.status, step.wantStatus)
@@ -1283,7 +1283,7 @@ func adminTokens(t *testing.T, e *env, admin reqOption) {
 		withToken(issued.Token)); resp.status != http.StatusForbidden {
 		t.Errorf("read-only delete: status %d, want 403", resp.status)
 	}
-	e.clock.Advance(time.Hour)
+	e.clock.Step(time.Hour)
 	resp = e.do(t, http.MethodGet, "/api/v1/keys", "", withToken(issued.Token))
 	if resp.status != http.StatusUnauthorized {
 		t.Errorf("list after the ttl: status %d, want 401", resp.status)

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Paths of the emulated API and of the administrative API.
@@ -35,10 +37,9 @@ const (
 // Options configures a [Server]. The zero value is usable: real time, a random
 // signing key, no faults and no administrative API.
 type Options struct {
-	// Now returns the current time. It drives createdAt, lastUsedAt and the
-	// issue and expiry times of session tokens, so tests can control them.
-	// Defaults to time.Now.
-	Now func() time.Time
+	// Clock drives createdAt, lastUsedAt and the issue and expiry times of
+	// session tokens, so tests can control them. Defaults to the real clock.
+	Clock clock.PassiveClock
 
 	// SigningKey is the HMAC-SHA256 key of session tokens. Defaults to 32
 	// random bytes, which makes tokens valid for one Server only.
@@ -89,7 +90,6 @@ type Server struct {
 // New returns a Server with no organizations, users or keys.
 func New(opts Options) *Server {
 	s := &Server{
-		now:        opts.Now,
 		adminToken: opts.AdminToken,
 		rng:        opts.Rand,
 		faults:     opts.Faults,
@@ -97,8 +97,9 @@ func New(opts Options) *Server {
 		users:      make(map[string]*user),
 		keyIndex:   make(map[[32]byte]*apiKey),
 	}
-	if s.now == nil {
-		s.now = time.Now
+	s.now = time.Now
+	if opts.Clock != nil {
+		s.now = opts.Clock.Now
 	}
 	if len(opts.SigningKey) > 0 {
 		// Copied so that a caller reusing its slice cannot change the key

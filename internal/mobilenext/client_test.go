@@ -31,8 +31,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mobile-next/apikey-operator/internal/emulator"
-	"github.com/mobile-next/apikey-operator/internal/fakeclock"
 	"github.com/mobile-next/apikey-operator/internal/mobilenext"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // t0 is when every emulator-backed test starts.
@@ -43,7 +43,7 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 type env struct {
 	emu    *emulator.Server
 	url    string
-	clock  *fakeclock.Clock
+	clock  *clocktesting.FakeClock
 	orgID  string
 	userID string
 	token  string
@@ -51,8 +51,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	clock := fakeclock.New(t0)
-	emu := emulator.New(emulator.Options{Now: clock.Now})
+	clock := clocktesting.NewFakeClock(t0)
+	emu := emulator.New(emulator.Options{Clock: clock})
 	orgID, userID, token, err := emu.Bootstrap()
 	if err != nil {
 		t.Fatalf("Bootstrap: %v", err)
@@ -138,12 +138,12 @@ func TestKeyLifecycleAgainstEmulator(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateKey(ci): %v", err)
 	}
-	e.clock.Advance(time.Minute)
+	e.clock.Step(time.Minute)
 	staging, err := c.CreateKey(ctx, "staging")
 	if err != nil {
 		t.Fatalf("CreateKey(staging): %v", err)
 	}
-	e.clock.Advance(time.Minute)
+	e.clock.Step(time.Minute)
 	if !e.emu.UseKey(staging.Secret.Reveal()) {
 		t.Fatal("UseKey: the emulator does not know the created secret")
 	}
@@ -235,7 +235,7 @@ func TestErrorsFromEmulator(t *testing.T) {
 		{
 			name: "401 token signed by someone else",
 			run: func(t *testing.T, e *env) ([]string, error) {
-				other := emulator.New(emulator.Options{Now: e.clock.Now})
+				other := emulator.New(emulator.Options{Clock: e.clock})
 				_, _, token, err := other.Bootstrap()
 				if err != nil {
 					t.Fatalf("Bootstrap: %v", err)
@@ -253,7 +253,7 @@ func TestErrorsFromEmulator(t *testing.T) {
 				if err != nil {
 					t.Fatalf("IssueToken: %v", err)
 				}
-				e.clock.Advance(2 * time.Hour)
+				e.clock.Step(2 * time.Hour)
 				_, err = e.client(t, token).ListKeys(t.Context())
 				return []string{token, e.token}, err
 			},

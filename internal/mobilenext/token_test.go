@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/mobile-next/apikey-operator/internal/emulator"
 	"github.com/mobile-next/apikey-operator/internal/mobilenext"
@@ -30,7 +31,7 @@ import (
 
 func TestTokenExpiresAtEmulatorToken(t *testing.T) {
 	issuedAt := time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
-	emu := emulator.New(emulator.Options{Now: func() time.Time { return issuedAt }})
+	emu := emulator.New(emulator.Options{Clock: clocktesting.NewFakeClock(issuedAt)})
 	_, userID, bootstrapToken, err := emu.Bootstrap()
 	if err != nil {
 		t.Fatalf("Bootstrap: %v", err)
