@@ -104,14 +104,14 @@ func main() {
 	flag.StringVar(&metricsCertKey, "metrics-cert-key", "tls.key", "The name of the metrics server key file.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
 		"If set, HTTP/2 will be enabled for the metrics server")
-	flag.DurationVar(&syncPeriod, "sync-period", 10*time.Minute,
+	flag.DurationVar(&syncPeriod, "sync-period", controller.DefaultSyncPeriod,
 		"How often each connection's keys are listed to detect drift and refresh lastUsedAt "+
 			"(one list per connection per period).")
 	flag.DurationVar(&createWindow, "create-attempt-window", controller.DefaultCreateWindow,
 		"How long after a create was sent its key may still appear (a server can commit a create after the "+
 			"client gave up). An ApiKey deleted with such an unresolved create keeps its finalizer for this long, "+
 			"deleting the key if it shows up.")
-	flag.DurationVar(&credentialsPollInterval, "credentials-poll-interval", time.Minute,
+	flag.DurationVar(&credentialsPollInterval, "credentials-poll-interval", controller.DefaultCredentialsPollInterval,
 		"How often credentials Secrets are read again, so a new session token is used without a restart.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)

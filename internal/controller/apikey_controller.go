@@ -26,8 +26,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -138,7 +136,7 @@ func (r *ApiKeyReconciler) syncPeriod() time.Duration {
 	if r.Options.SyncPeriod > 0 {
 		return r.Options.SyncPeriod
 	}
-	return 10 * time.Minute
+	return DefaultSyncPeriod
 }
 
 func (r *ApiKeyReconciler) createWindow() time.Duration {
@@ -172,6 +170,11 @@ type reconcileContext struct {
 	// revocationConfirmed is set by observe when two listings confirmed
 	// that the current key is gone.
 	revocationConfirmed bool
+	// secret is the Secret the spec names, nil when it does not exist.
+	secret *corev1.Secret
+	// pendingRestarts are rollout restart targets not restarted for the
+	// current key yet.
+	pendingRestarts []string
 }
 
 // commitStatus writes the status if it changed since it was read or last
@@ -215,42 +218,78 @@ func (rc *reconcileContext) soon(d time.Duration) {
 	}
 }
 
-// sync brings a live ApiKey in line: resolve the connection, recover an
-// interrupted create, observe, decide, act.
+// step is one phase of a reconcile. stop ends the reconcile with res and
+// err; otherwise the next phase runs.
+type step func(ctx context.Context) (stop bool, res reconcile.Result, err error)
+
+// sync brings a live ApiKey in line, one phase after the other: resolve the
+// connection, recover an interrupted create, check the Secret, observe the
+// listing, create / repair / rotate, retire, then say Ready.
 func (rc *reconcileContext) sync(ctx context.Context) (reconcile.Result, error) {
-	key := rc.key
-	if res, ok := rc.resolveConnection(ctx); !ok {
-		return res, nil
-	}
-	if wait := rc.inv.HeldBackFor(); wait > 0 {
-		setSynced(key, false, iamv1alpha1.ReasonBackingOff, fmt.Sprintf("calls to the API through %s are held back after 429s or failures; next call in %s", rc.conn, wait.Round(time.Second)))
-		return reconcile.Result{RequeueAfter: wait}, nil
-	}
-	if key.Status.PendingCreate != nil {
-		if err := rc.recoverCreate(ctx); err != nil {
-			return rc.remoteError(ctx, opList, "recover an interrupted create", err)
+	for _, phase := range []step{rc.connect, rc.recover, rc.checkSecret, rc.observeRemote, rc.act, rc.retire} {
+		if stop, res, err := phase(ctx); stop || err != nil {
+			return res, err
 		}
 	}
+	return rc.ready(), nil
+}
 
+// connect resolves the connection and waits while it is held back.
+func (rc *reconcileContext) connect(ctx context.Context) (bool, reconcile.Result, error) {
+	if res, ok := rc.resolveConnection(ctx); !ok {
+		return true, res, nil
+	}
+	if wait := rc.inv.HeldBackFor(); wait > 0 {
+		rc.notSynced(iamv1alpha1.ReasonBackingOff, fmt.Sprintf("calls to the API through %s are held back after 429s or failures; next call in %s", rc.conn, wait.Round(time.Second)))
+		return true, reconcile.Result{RequeueAfter: wait}, nil
+	}
+	return false, reconcile.Result{}, nil
+}
+
+// recover finishes a create that was interrupted.
+func (rc *reconcileContext) recover(ctx context.Context) (bool, reconcile.Result, error) {
+	if rc.key.Status.PendingCreate == nil {
+		return false, reconcile.Result{}, nil
+	}
+	if err := rc.recoverCreate(ctx); err != nil {
+		res, err := rc.remoteError(ctx, opList, "recover an interrupted create", err)
+		return true, res, err
+	}
+	return false, reconcile.Result{}, nil
+}
+
+// checkSecret reads the Secret the spec names and stops on one this ApiKey
+// does not control, or on a spec the API refused.
+func (rc *reconcileContext) checkSecret(ctx context.Context) (bool, reconcile.Result, error) {
+	key := rc.key
 	secret, err := rc.r.getSecret(ctx, key.Namespace, desiredSecretName(key))
 	if err != nil {
-		return reconcile.Result{}, err
+		return true, reconcile.Result{}, err
 	}
 	if secret != nil && !metav1.IsControlledBy(secret, key) {
 		rc.fail(iamv1alpha1.ReasonSecretConflict, fmt.Sprintf("Secret %s already exists and is not managed by this ApiKey: it is left untouched; delete it or choose another spec.secretName", secret.Name))
-		return reconcile.Result{RequeueAfter: time.Minute}, nil
+		return true, reconcile.Result{RequeueAfter: time.Minute}, nil
 	}
 	if isTerminal(key) {
 		// The API refused this spec; retrying before it changes would only
 		// be refused again.
-		return reconcile.Result{}, nil
+		return true, reconcile.Result{}, nil
 	}
+	rc.secret = secret
+	return false, reconcile.Result{}, nil
+}
 
+// observeRemote reads the shared listing of the place the current key
+// lives, copies what it says into status, and deletes keys that unresolved
+// attempts made meanwhile.
+func (rc *reconcileContext) observeRemote(ctx context.Context) (bool, reconcile.Result, error) {
+	key := rc.key
 	var listing *Listing
 	if key.Status.KeyID != "" && rc.livesHere(key.Status.Location) {
 		l, err := rc.inv.Since(ctx, rc.listingNeededSince())
 		if err != nil {
-			return rc.remoteError(ctx, opList, "list keys", err)
+			res, err := rc.remoteError(ctx, opList, "list keys", err)
+			return true, res, err
 		}
 		listing = &l
 		if key.Status.Location == nil && key.Status.Connection == rc.conn.String() {
@@ -260,43 +299,59 @@ func (rc *reconcileContext) sync(ctx context.Context) (reconcile.Result, error) 
 		rc.observe(l)
 	}
 	if err := rc.resolveAttempts(ctx, listing, rc.r.syncPeriod()); err != nil {
-		return rc.remoteError(ctx, opDelete, "delete a key of an interrupted create", err)
+		res, err := rc.remoteError(ctx, opDelete, "delete a key of an interrupted create", err)
+		return true, res, err
 	}
-	trigger, err := rc.replacementTrigger(ctx, secret)
+	return false, reconcile.Result{}, nil
+}
+
+// act creates, repairs or rotates the key when something calls for it, and
+// otherwise keeps the Secret where and how the spec says.
+func (rc *reconcileContext) act(ctx context.Context) (bool, reconcile.Result, error) {
+	key := rc.key
+	trigger, err := rc.replacementTrigger(ctx, rc.secret)
 	if err != nil {
-		return reconcile.Result{}, err
+		return true, reconcile.Result{}, err
 	}
 	if trigger != "" && !rc.roomForPreviousKey(ctx, trigger) {
 		trigger = ""
 	}
-	if trigger != "" {
-		if err := rc.replaceKey(ctx, trigger, secret); err != nil {
-			return rc.remoteError(ctx, opCreate, "create key", err)
+	if trigger == "" {
+		moved, err := rc.moveSecretIfNeeded(ctx, rc.secret)
+		if err == nil && !moved {
+			err = rc.r.ensureSecretMetadata(ctx, key, rc.secret)
 		}
-		if key.Status.PendingCreate != nil || key.Status.KeyID == "" {
-			// Stopped before completion on purpose (a refused create); the
-			// condition says why.
-			return rc.requeueAfterFailure(), nil
-		}
-	} else {
-		moved, err := rc.moveSecretIfNeeded(ctx, secret)
-		if err != nil {
-			return reconcile.Result{}, err
-		}
-		if !moved {
-			if err := rc.r.ensureSecretMetadata(ctx, key, secret); err != nil {
-				return reconcile.Result{}, err
-			}
-		}
+		return err != nil, reconcile.Result{}, err
 	}
-	pendingRestarts := rc.restartTargets(ctx)
-	if err := rc.retirePreviousKeys(ctx, pendingRestarts); err != nil {
-		return rc.remoteError(ctx, opDelete, "delete a previous key", err)
+	if err := rc.replaceKey(ctx, trigger, rc.secret); err != nil {
+		res, err := rc.remoteError(ctx, opCreate, "create key", err)
+		return true, res, err
 	}
+	if key.Status.PendingCreate != nil || key.Status.KeyID == "" {
+		// Stopped before completion on purpose (a refused create); the
+		// condition says why.
+		return true, rc.requeueAfterFailure(), nil
+	}
+	return false, reconcile.Result{}, nil
+}
 
+// retire restarts the workloads for a new key, then retires the previous
+// keys whose time has come.
+func (rc *reconcileContext) retire(ctx context.Context) (bool, reconcile.Result, error) {
+	rc.pendingRestarts = rc.restartTargets(ctx)
+	if err := rc.retirePreviousKeys(ctx, rc.pendingRestarts); err != nil {
+		res, err := rc.remoteError(ctx, opDelete, "delete a previous key", err)
+		return true, res, err
+	}
+	return false, reconcile.Result{}, nil
+}
+
+// ready says the Secret holds a working key, and when to look again.
+func (rc *reconcileContext) ready() reconcile.Result {
+	key := rc.key
 	message := fmt.Sprintf("Secret %s holds key %s", key.Status.SecretName, key.Status.KeyID)
-	if len(pendingRestarts) > 0 {
-		message += "; rollout restart targets not restarted yet: " + joinTargets(pendingRestarts)
+	if len(rc.pendingRestarts) > 0 {
+		message += "; rollout restart targets not restarted yet: " + joinTargets(rc.pendingRestarts)
 	}
 	if t := key.Status.KeyMissingSince; t != nil {
 		message += fmt.Sprintf("; the key was missing from a listing at %s and is checked again before it is replaced", t.UTC().Format(time.RFC3339))
@@ -306,7 +361,7 @@ func (rc *reconcileContext) sync(ctx context.Context) (reconcile.Result, error) 
 	if !rc.unsynced {
 		setSynced(key, true, iamv1alpha1.ReasonReconcileSuccess, "the last reconcile reached the API without error")
 	}
-	return reconcile.Result{RequeueAfter: rc.nextCheck()}, nil
+	return reconcile.Result{RequeueAfter: rc.nextCheck()}
 }
 
 // notSynced sets Synced=False for this reconcile: something it could not
@@ -396,52 +451,6 @@ func (rc *reconcileContext) resolveConnection(ctx context.Context) (reconcile.Re
 	}
 	rc.inv, rc.loc = state.Inventory, state.Location
 	return reconcile.Result{}, true
-}
-
-// admits reports why the ApiKey may not use a connection, "" when it may
-// (invariant 4: a Connection of its own namespace, or a ClusterConnection
-// whose namespaceSelector admits the namespace).
-func (rc *reconcileContext) admits(ctx context.Context, ck ConnectionKey) string {
-	key := rc.key
-	if ck.Kind == iamv1alpha1.ConnectionKind {
-		var c iamv1alpha1.Connection
-		if err := rc.r.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: ck.Name}, &c); err != nil {
-			if apierrors.IsNotFound(err) {
-				return fmt.Sprintf("Connection %s not found in namespace %s", ck.Name, key.Namespace)
-			}
-			return fmt.Sprintf("Connection %s: %v", ck.Name, err)
-		}
-		return ""
-	}
-	var cc iamv1alpha1.ClusterConnection
-	if err := rc.r.Get(ctx, types.NamespacedName{Name: ck.Name}, &cc); err != nil {
-		if apierrors.IsNotFound(err) {
-			return fmt.Sprintf("ClusterConnection %s not found", ck.Name)
-		}
-		return fmt.Sprintf("ClusterConnection %s: %v", ck.Name, err)
-	}
-	return rc.selectorAdmits(ctx, &cc)
-}
-
-// selectorAdmits reports why a ClusterConnection's namespaceSelector refuses
-// the ApiKey's namespace, "" when it admits it.
-func (rc *reconcileContext) selectorAdmits(ctx context.Context, cc *iamv1alpha1.ClusterConnection) string {
-	sel := cc.Spec.NamespaceSelector
-	if sel == nil {
-		return ""
-	}
-	selector, err := metav1.LabelSelectorAsSelector(sel)
-	if err != nil {
-		return fmt.Sprintf("ClusterConnection %s has an invalid namespaceSelector: %v", cc.Name, err)
-	}
-	var ns corev1.Namespace
-	if err := rc.r.Get(ctx, types.NamespacedName{Name: rc.key.Namespace}, &ns); err != nil {
-		return fmt.Sprintf("cannot read namespace %s: %v", rc.key.Namespace, err)
-	}
-	if !selector.Matches(labels.Set(ns.Labels)) {
-		return fmt.Sprintf("ClusterConnection %s does not admit namespace %s: its namespaceSelector does not match the namespace's labels", cc.Name, rc.key.Namespace)
-	}
-	return ""
 }
 
 // remoteError turns a failed API call into conditions and a retry plan,

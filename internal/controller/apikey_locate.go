@@ -18,8 +18,6 @@ package controller
 import (
 	"context"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
 )
 
@@ -75,41 +73,4 @@ func (rc *reconcileContext) reach(ctx context.Context, loc *iamv1alpha1.KeyLocat
 		return nil, &unreachableError{loc: *loc}
 	}
 	return inv, nil
-}
-
-// allowedConnections are the connections this ApiKey may use (invariant
-// 4): its spec's first, then every Connection of its namespace and every
-// ClusterConnection that admits it.
-func (rc *reconcileContext) allowedConnections(ctx context.Context) []ConnectionKey {
-	if rc.candidates != nil {
-		return rc.candidates
-	}
-	key := rc.key
-	out := []ConnectionKey{}
-	seen := map[ConnectionKey]bool{}
-	add := func(ck ConnectionKey) {
-		if !seen[ck] {
-			seen[ck] = true
-			out = append(out, ck)
-		}
-	}
-	if spec := connectionKeyFor(key); rc.admits(ctx, spec) == "" {
-		add(spec)
-	}
-	var conns iamv1alpha1.ConnectionList
-	if err := rc.r.List(ctx, &conns, client.InNamespace(key.Namespace)); err == nil {
-		for _, c := range conns.Items {
-			add(ConnectionKey{Kind: iamv1alpha1.ConnectionKind, Namespace: c.Namespace, Name: c.Name})
-		}
-	}
-	var clusterConns iamv1alpha1.ClusterConnectionList
-	if err := rc.r.List(ctx, &clusterConns); err == nil {
-		for _, cc := range clusterConns.Items {
-			if rc.selectorAdmits(ctx, &cc) == "" {
-				add(ConnectionKey{Kind: iamv1alpha1.ClusterConnectionKind, Name: cc.Name})
-			}
-		}
-	}
-	rc.candidates = out
-	return out
 }

@@ -58,10 +58,10 @@ type ConnectionOptions struct {
 
 func (o ConnectionOptions) withDefaults() ConnectionOptions {
 	if o.SyncPeriod <= 0 {
-		o.SyncPeriod = 10 * time.Minute
+		o.SyncPeriod = DefaultSyncPeriod
 	}
 	if o.CredentialsPollInterval <= 0 {
-		o.CredentialsPollInterval = time.Minute
+		o.CredentialsPollInterval = DefaultCredentialsPollInterval
 	}
 	if o.NewClient == nil {
 		o.NewClient = NewMobileNextClient

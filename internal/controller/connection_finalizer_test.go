@@ -34,6 +34,10 @@ import (
 )
 
 var _ = Describe("Connection and credentials Secret protection", func() {
+	// waitTimeout bounds every wait: generous, as the manager serves every
+	// spec's tenants at once; a wait only ever ends early.
+	const waitTimeout = 30 * time.Second
+
 	// deleteEverything deletes objects the way the namespace controller
 	// does: all at once, in no particular order.
 	deleteEverything := func(objs ...client.Object) {
@@ -75,9 +79,9 @@ var _ = Describe("Connection and credentials Secret protection", func() {
 	}
 	waitProtected := func(t *tenant, conn, secret string) {
 		GinkgoHelper()
-		Eventually(finalizers(connection(t, conn))).Should(ContainElement(iamv1alpha1.InUseFinalizer))
-		Eventually(held(t, conn)).Should(ConsistOf(iamv1alpha1.HeldSecret{Namespace: t.ns, Name: secret}))
-		Eventually(finalizers(secretOf(t, secret))).Should(ContainElement(iamv1alpha1.CredentialsInUseFinalizer))
+		Eventually(finalizers(connection(t, conn))).WithTimeout(waitTimeout).Should(ContainElement(iamv1alpha1.InUseFinalizer))
+		Eventually(held(t, conn)).WithTimeout(waitTimeout).Should(ConsistOf(iamv1alpha1.HeldSecret{Namespace: t.ns, Name: secret}))
+		Eventually(finalizers(secretOf(t, secret))).WithTimeout(waitTimeout).Should(ContainElement(iamv1alpha1.CredentialsInUseFinalizer))
 	}
 
 	It("keeps the Connection and its Secret until the ApiKeys deleted with them have deleted their remote keys", func() {
@@ -116,7 +120,7 @@ var _ = Describe("Connection and credentials Secret protection", func() {
 		waitProtected(t, "api", "credentials")
 
 		deleteEverything(append([]client.Object{connection(t, "api"), secretOf(t, "credentials")}, keys...)...)
-		Eventually(deletes.Load).Should(BeNumerically(">", 0), "an ApiKey's finalizer started deleting its remote keys")
+		Eventually(deletes.Load).WithTimeout(waitTimeout).Should(BeNumerically(">", 0), "an ApiKey's finalizer started deleting its remote keys")
 
 		By("keeping the Connection and the Secret while the ApiKeys need them")
 		Eventually(func(g Gomega) {
@@ -128,7 +132,7 @@ var _ = Describe("Connection and credentials Secret protection", func() {
 			g.Expect(cond.Status).To(Equal(metav1.ConditionTrue), cond.Message)
 			g.Expect(cond.Message).To(HavePrefix("being deleted, kept until the finalizers of ApiKey(s) "))
 			g.Expect(cond.Message).To(ContainSubstring(t.ns + "/one"))
-		}).WithTimeout(30 * time.Second).Should(Succeed())
+		}).WithTimeout(waitTimeout).Should(Succeed())
 		s := secretOf(t, "credentials")
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(s), s)).To(Succeed())
 		Expect(s.DeletionTimestamp).NotTo(BeNil())
@@ -141,8 +145,8 @@ var _ = Describe("Connection and credentials Secret protection", func() {
 			g.Expect(list.Items).To(BeEmpty())
 		}).WithTimeout(time.Minute).Should(Succeed())
 		Expect(t.emu.Keys(t.orgID)).To(BeEmpty())
-		Eventually(gone(connection(t, "api"))).WithTimeout(30 * time.Second).Should(Succeed())
-		Eventually(gone(secretOf(t, "credentials"))).WithTimeout(30 * time.Second).Should(Succeed())
+		Eventually(gone(connection(t, "api"))).WithTimeout(waitTimeout).Should(Succeed())
+		Eventually(gone(secretOf(t, "credentials"))).WithTimeout(waitTimeout).Should(Succeed())
 	})
 
 	It("deletes a Connection no ApiKey uses at once and releases its credentials Secret", func() {
@@ -150,7 +154,7 @@ var _ = Describe("Connection and credentials Secret protection", func() {
 		waitProtected(t, "api", "credentials")
 
 		Expect(k8sClient.Delete(ctx, connection(t, "api"))).To(Succeed())
-		Eventually(gone(connection(t, "api"))).WithTimeout(30 * time.Second).Should(Succeed())
+		Eventually(gone(connection(t, "api"))).WithTimeout(waitTimeout).Should(Succeed())
 		// The Secret is released before the Connection lets go of its own
 		// finalizer: nothing is left for later.
 		Expect(finalizers(secretOf(t, "credentials"))(Default)).NotTo(ContainElement(iamv1alpha1.CredentialsInUseFinalizer))
@@ -168,10 +172,10 @@ var _ = Describe("Connection and credentials Secret protection", func() {
 			}
 			c.Spec.CredentialsSecretRef.Name = "renewed"
 			return k8sClient.Update(ctx, c)
-		}).Should(Succeed())
+		}).WithTimeout(waitTimeout).Should(Succeed())
 
 		waitProtected(t, "api", "renewed")
-		Eventually(finalizers(secretOf(t, "credentials"))).ShouldNot(ContainElement(iamv1alpha1.CredentialsInUseFinalizer))
+		Eventually(finalizers(secretOf(t, "credentials"))).WithTimeout(waitTimeout).ShouldNot(ContainElement(iamv1alpha1.CredentialsInUseFinalizer))
 	})
 
 	It("keeps a credentials Secret that two Connections use until both are released", func() {
@@ -181,12 +185,12 @@ var _ = Describe("Connection and credentials Secret protection", func() {
 		waitProtected(t, "second", "credentials")
 
 		Expect(k8sClient.Delete(ctx, connection(t, "api"))).To(Succeed())
-		Eventually(gone(connection(t, "api"))).WithTimeout(30 * time.Second).Should(Succeed())
+		Eventually(gone(connection(t, "api"))).WithTimeout(waitTimeout).Should(Succeed())
 		Expect(finalizers(secretOf(t, "credentials"))(Default)).To(ContainElement(iamv1alpha1.CredentialsInUseFinalizer),
 			"the Secret lost its finalizer while Connection second still uses it")
 
 		Expect(k8sClient.Delete(ctx, connection(t, "second"))).To(Succeed())
-		Eventually(gone(connection(t, "second"))).WithTimeout(30 * time.Second).Should(Succeed())
+		Eventually(gone(connection(t, "second"))).WithTimeout(waitTimeout).Should(Succeed())
 		Expect(finalizers(secretOf(t, "credentials"))(Default)).NotTo(ContainElement(iamv1alpha1.CredentialsInUseFinalizer))
 	})
 
@@ -206,11 +210,11 @@ var _ = Describe("Connection and credentials Secret protection", func() {
 		t.apiKey("a", useCluster)
 		t.apiKey("b", useCluster)
 		keys := []client.Object{t.waitReady("a"), t.waitReady("b")}
-		Eventually(finalizers(cc)).Should(ContainElement(iamv1alpha1.InUseFinalizer))
+		Eventually(finalizers(cc)).WithTimeout(waitTimeout).Should(ContainElement(iamv1alpha1.InUseFinalizer))
 		Eventually(func(g Gomega) []iamv1alpha1.HeldSecret {
 			g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: cc.Name}, cc)).To(Succeed())
 			return cc.Status.HeldCredentialsSecrets
-		}).Should(ConsistOf(iamv1alpha1.HeldSecret{Namespace: t.ns, Name: "credentials"}))
+		}).WithTimeout(waitTimeout).Should(ConsistOf(iamv1alpha1.HeldSecret{Namespace: t.ns, Name: "credentials"}))
 
 		// The namespace's Connection uses the same Secret: both must let go
 		// of it before it goes.
@@ -221,8 +225,8 @@ var _ = Describe("Connection and credentials Secret protection", func() {
 			g.Expect(list.Items).To(BeEmpty())
 		}).WithTimeout(time.Minute).Should(Succeed())
 		Expect(t.emu.Keys(t.orgID)).To(BeEmpty())
-		Eventually(gone(&iamv1alpha1.ClusterConnection{ObjectMeta: metav1.ObjectMeta{Name: cc.Name}})).WithTimeout(30 * time.Second).Should(Succeed())
-		Eventually(gone(connection(t, "api"))).WithTimeout(30 * time.Second).Should(Succeed())
-		Eventually(gone(secretOf(t, "credentials"))).WithTimeout(30 * time.Second).Should(Succeed())
+		Eventually(gone(&iamv1alpha1.ClusterConnection{ObjectMeta: metav1.ObjectMeta{Name: cc.Name}})).WithTimeout(waitTimeout).Should(Succeed())
+		Eventually(gone(connection(t, "api"))).WithTimeout(waitTimeout).Should(Succeed())
+		Eventually(gone(secretOf(t, "credentials"))).WithTimeout(waitTimeout).Should(Succeed())
 	})
 })

@@ -32,6 +32,16 @@ import (
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
 )
 
+// Defaults of the manager's settings, shared by its flags and by the
+// reconcilers when an option is left zero.
+const (
+	// DefaultSyncPeriod is how often each connection's keys are listed.
+	DefaultSyncPeriod = 10 * time.Minute
+	// DefaultCredentialsPollInterval is how often credentials Secrets are
+	// read again.
+	DefaultCredentialsPollInterval = time.Minute
+)
+
 // Options configure every reconciler of the operator.
 type Options struct {
 	// SyncPeriod is how often each connection's keys are listed (drift
