@@ -407,6 +407,7 @@ type ApiKeyStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:categories=mobilenext,shortName=apik
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Suffix",type=string,JSONPath=`.status.apiKeySuffix`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`

@@ -79,8 +79,8 @@ type ApiKeyReconciler struct {
 	Options     ApiKeyOptions
 }
 
-// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=apikeys,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=apikeys/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=apikeys,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=apikeys/status,verbs=update
 // +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=apikeys/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -371,6 +371,14 @@ func (rc *reconcileContext) notSynced(reason, message string) {
 	rc.unsynced = true
 }
 
+// keyWorks reports whether a live ApiKey's Secret holds a key that works:
+// it is Ready, and failures elsewhere (the connection, the API, a rotation)
+// leave it so.
+func keyWorks(key *iamv1alpha1.ApiKey) bool {
+	return key.DeletionTimestamp.IsZero() && key.Status.KeyID != "" &&
+		meta.IsStatusConditionTrue(key.Status.Conditions, iamv1alpha1.ConditionReady)
+}
+
 // isTerminal reports whether the API refused the current spec with a 400.
 func isTerminal(key *iamv1alpha1.ApiKey) bool {
 	c := meta.FindStatusCondition(key.Status.Conditions, iamv1alpha1.ConditionReady)
@@ -411,6 +419,13 @@ func (rc *reconcileContext) nextCheck() time.Duration {
 			consider(&t)
 		}
 	}
+	if t, ok := rc.suffixPending(); ok {
+		// Never sooner than suffixDebounce from now, so a listing that has
+		// not shown the suffix yet is not asked for again at once.
+		if d := max(t.Sub(rc.now), suffixDebounce); d < next {
+			next = d
+		}
+	}
 	if rc.requeue > 0 && rc.requeue < next {
 		next = rc.requeue
 	}
@@ -438,12 +453,12 @@ func (rc *reconcileContext) resolveConnection(ctx context.Context) (reconcile.Re
 		return reconcile.Result{RequeueAfter: 2 * time.Second}, false
 	}
 	if !state.Ready || state.Inventory == nil {
-		message := fmt.Sprintf("%s is not ready (%s): %s", rc.conn, state.Reason, state.Message)
-		if state.Reason == iamv1alpha1.ReasonUnreachable && readyReason(key) == iamv1alpha1.ReasonKeyReady {
-			// An outage of the API says nothing about the key the Secret
-			// holds: it stays Ready, and Synced tells that nothing could be
-			// checked meanwhile.
-			setSynced(key, false, iamv1alpha1.ReasonConnectionNotReady, message)
+		message := fmt.Sprintf("%s is not ready (%s): %s; new keys, rotations and deletions wait for it", rc.conn, state.Reason, state.Message)
+		if keyWorks(key) {
+			// An expired token or an outage of the API says nothing about
+			// the key the Secret holds: it stays Ready, and Synced says
+			// why nothing could be checked or changed meanwhile.
+			rc.notSynced(state.Reason, message)
 			return wait, false
 		}
 		rc.fail(iamv1alpha1.ReasonConnectionNotReady, message)
@@ -472,13 +487,14 @@ func (rc *reconcileContext) remoteError(ctx context.Context, op remoteOp, what s
 	}
 	switch {
 	case o.readyReason == "":
-	case op == opDelete && !key.DeletionTimestamp.IsZero():
+	case o.readyReason == iamv1alpha1.ReasonInvalidSpec:
+		// Ready carries the refusal that holds retries until the spec changes.
 		rc.fail(o.readyReason, o.message)
-	case o.readyReason == iamv1alpha1.ReasonRemoteError || o.readyReason == iamv1alpha1.ReasonDeleteFailed:
-		// A passing failure says nothing about a key that works.
-		if key.Status.KeyID == "" || readyReason(key) != iamv1alpha1.ReasonKeyReady {
-			rc.fail(iamv1alpha1.ReasonRemoteError, o.message)
-		}
+	case keyWorks(key):
+		// A failure to rotate, retire or list says nothing about the key
+		// the Secret holds: Synced says what failed.
+	case o.readyReason == iamv1alpha1.ReasonDeleteFailed && key.DeletionTimestamp.IsZero():
+		rc.fail(iamv1alpha1.ReasonRemoteError, o.message)
 	default:
 		rc.fail(o.readyReason, o.message)
 	}

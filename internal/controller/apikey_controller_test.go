@@ -476,7 +476,7 @@ var _ = Describe("ApiKey", func() {
 		Eventually(func() string {
 			c := meta.FindStatusCondition(t.get("steady").Status.Conditions, iamv1alpha1.ConditionSynced)
 			return string(c.Status) + "/" + c.Reason
-		}).WithTimeout(4 * testSyncPeriod).Should(Equal("False/" + iamv1alpha1.ReasonConnectionNotReady))
+		}).WithTimeout(4 * testSyncPeriod).Should(Equal("False/" + iamv1alpha1.ReasonUnreachable))
 		Consistently(func() string { return readyReason(t.get("steady")) }).
 			WithTimeout(testSyncPeriod).Should(Equal(iamv1alpha1.ReasonKeyReady))
 		t.emu.SetFaults(emulator.Faults{})

@@ -91,12 +91,37 @@ func (rc *reconcileContext) confirmDelay() time.Duration {
 // listing, one that started confirmDelay after that listing.
 func (rc *reconcileContext) listingNeededSince() time.Time {
 	since := rc.now.Add(-rc.r.syncPeriod())
+	if t, ok := rc.suffixPending(); ok && !rc.now.Before(t) {
+		// The create answer carries no suffix: a listing that started
+		// after the key was recorded shows it. Status times are whole
+		// seconds, hence the second added.
+		since = rc.key.Status.KeyRecordedAt.Add(time.Second)
+	}
 	if t := rc.key.Status.KeyMissingSince; t != nil {
 		if confirm := t.Add(rc.confirmDelay()); !rc.now.Before(confirm) {
 			return confirm
 		}
 	}
 	return since
+}
+
+// suffixDebounce is how long after a create its ApiKey waits before asking
+// for the listing that tells the key's suffix. The listing is shared: a
+// burst of creates within it costs one list call, not one per key.
+const suffixDebounce = 2 * time.Second
+
+// suffixLookup bounds how long after a create the suffix is looked for
+// early; after that the periodic listing brings it.
+const suffixLookup = time.Minute
+
+// suffixPending reports whether the current key's suffix is still unknown
+// shortly after it was recorded, and when to list for it.
+func (rc *reconcileContext) suffixPending() (time.Time, bool) {
+	st := rc.key.Status
+	if st.KeyID == "" || st.APIKeySuffix != "" || st.KeyRecordedAt == nil || rc.now.Sub(st.KeyRecordedAt.Time) > suffixLookup {
+		return time.Time{}, false
+	}
+	return st.KeyRecordedAt.Add(suffixDebounce), true
 }
 
 // missingVerdict is what one listing says about the current key.

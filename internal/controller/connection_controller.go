@@ -255,9 +255,9 @@ func NewConnectionReconciler(c client.Client, apiReader client.Reader, conns *Co
 	return &ConnectionReconciler{connectionChecker{Client: c, APIReader: apiReader, Connections: conns, Options: opts}}
 }
 
-// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections;clusterconnections,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections;clusterconnections,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections/finalizers;clusterconnections/finalizers,verbs=update
-// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections/status;clusterconnections/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections/status;clusterconnections/status,verbs=update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile checks a Connection's credentials and records the result.

@@ -27,6 +27,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -441,5 +442,34 @@ var _ = Describe("Guarantees", func() {
 		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
 		t.deleteAndWaitGone("refused", 30*time.Second)
 		Expect(t.remoteIDs()).To(BeEmpty())
+	})
+})
+
+var _ = Describe("Ready means the Secret holds a key that works", func() {
+	It("stays Ready when the session token expires, says so in Synced, and holds rotations until it is renewed", func() {
+		t := newTenant()
+		short, err := t.emu.IssueToken(t.userID, 8*time.Second)
+		Expect(err).NotTo(HaveOccurred())
+		t.connectionTo("short", "", short)
+		t.apiKey("outlives", func(k *iamv1alpha1.ApiKey) { k.Spec.ConnectionRef.Name = "short" })
+		old := t.waitReady("outlives").Status.KeyID
+		t.connectionReason("short", iamv1alpha1.ReasonExpired)
+		Eventually(func() string {
+			c := meta.FindStatusCondition(t.get("outlives").Status.Conditions, iamv1alpha1.ConditionSynced)
+			return string(c.Status) + "/" + c.Reason
+		}).WithTimeout(4 * testSyncPeriod).Should(Equal("False/" + iamv1alpha1.ReasonExpired))
+		creates := t.emu.Stats().Create
+		t.annotate("outlives", iamv1alpha1.RotateAnnotation, "while-expired")
+		Consistently(func(g Gomega) {
+			k := t.get("outlives")
+			g.Expect(readyReason(k)).To(Equal(iamv1alpha1.ReasonKeyReady))
+			g.Expect(k.Status.KeyID).To(Equal(old))
+		}).WithTimeout(2 * testSyncPeriod).Should(Succeed())
+		Expect(t.emu.Stats().Create).To(Equal(creates), "a rotation was tried with an expired token")
+		Expect(meta.FindStatusCondition(t.get("outlives").Status.Conditions, iamv1alpha1.ConditionSynced).Message).To(ContainSubstring("wait"))
+
+		By("renewing the token: the rotation goes ahead")
+		t.credentials("short-credentials", t.token)
+		t.waitRotatedFrom("outlives", old)
 	})
 })
