@@ -80,6 +80,8 @@ func main() {
 	var leaderElectionNamespace string
 	var leaseDuration, renewDeadline, retryPeriod time.Duration
 	var syncPeriod, credentialsPollInterval, createWindow time.Duration
+	var maxConcurrentReconciles, kubeAPIBurst int
+	var kubeAPIQPS float64
 	var tlsOpts []func(*tls.Config)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -107,6 +109,11 @@ func main() {
 	flag.DurationVar(&syncPeriod, "sync-period", controller.DefaultSyncPeriod,
 		"How often each connection's keys are listed to detect drift and refresh lastUsedAt "+
 			"(one list per connection per period).")
+	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", controller.DefaultMaxConcurrentReconciles,
+		"How many ApiKeys are reconciled at once. Each ApiKey is only ever handled by one worker, and the workers "+
+			"share each connection's listing and backoff.")
+	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 50, "Queries per second the manager may send to the Kubernetes API server.")
+	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 100, "Burst of requests the manager may send to the Kubernetes API server.")
 	flag.DurationVar(&createWindow, "create-attempt-window", controller.DefaultCreateWindow,
 		"How long after a create was sent its key may still appear (a server can commit a create after the "+
 			"client gave up). An ApiKey deleted with such an unresolved create keeps its finalizer for this long, "+
@@ -118,6 +125,10 @@ func main() {
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	if maxConcurrentReconciles < 1 || kubeAPIQPS <= 0 || kubeAPIBurst < 1 {
+		setupLog.Error(nil, "--max-concurrent-reconciles and --kube-api-burst must be at least 1, and --kube-api-qps above 0")
+		os.Exit(2)
+	}
 	if syncPeriod < time.Second || credentialsPollInterval < time.Second || createWindow < time.Second {
 		setupLog.Error(nil, "--sync-period, --credentials-poll-interval and --create-attempt-window must be at least 1s")
 		os.Exit(2)
@@ -164,7 +175,9 @@ func main() {
 		metricsServerOptions.KeyName = metricsCertKey
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restConfig := ctrl.GetConfigOrDie()
+	restConfig.QPS, restConfig.Burst = float32(kubeAPIQPS), kubeAPIBurst
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsServerOptions,
 		HealthProbeBindAddress:  probeAddr,
@@ -188,6 +201,7 @@ func main() {
 		SyncPeriod:              syncPeriod,
 		CredentialsPollInterval: credentialsPollInterval,
 		CreateWindow:            createWindow,
+		MaxConcurrentReconciles: maxConcurrentReconciles,
 	}); err != nil {
 		setupLog.Error(err, "Failed to set up controllers")
 		os.Exit(1)

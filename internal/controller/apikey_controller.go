@@ -60,6 +60,8 @@ type ApiKeyOptions struct {
 	// CreateWindow is how long an unresolved create attempt is watched for
 	// a late key; DefaultCreateWindow when zero.
 	CreateWindow time.Duration
+	// MaxConcurrentReconciles is how many ApiKeys are reconciled at once.
+	MaxConcurrentReconciles int
 	// Clock tells the time; the real clock by default.
 	Clock clock.PassiveClock
 	// BeforeSecretWrite, when set, runs between a successful create and the
@@ -547,6 +549,9 @@ func (r *ApiKeyReconciler) SetupWithManager(mgr manager.Manager) error {
 		Watches(&iamv1alpha1.Connection{}, byConnection(iamv1alpha1.ConnectionKind), builder.WithPredicates(readinessChanged)).
 		Watches(&iamv1alpha1.ClusterConnection{}, byConnection(iamv1alpha1.ClusterConnectionKind), builder.WithPredicates(readinessChanged)).
 		WithOptions(controller.Options{
+			// Workers act on different ApiKeys only (the work queue sees
+			// to it); they share each connection's listing and backoff.
+			MaxConcurrentReconciles: max(r.Options.MaxConcurrentReconciles, 1),
 			// Failures back off from 1s to 5m: no error path spins the API.
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute),
 		}).

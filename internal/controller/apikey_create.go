@@ -58,7 +58,10 @@ func isRepair(trigger string) bool {
 
 // attemptMarker is put in the remote name of every key the operator creates;
 // it is how keys of an interrupted create are found again.
-func attemptMarker(id string) string { return "[k8s-" + id + "]" }
+func attemptMarker(id string) string { return markerPrefix[1:] + id + "]" }
+
+// markerPrefix starts the attempt marker in a remote name.
+const markerPrefix = " [k8s-"
 
 // remoteBaseName is spec.name, defaulted to namespace/name.
 func remoteBaseName(key *iamv1alpha1.ApiKey) string {
@@ -70,7 +73,7 @@ func remoteBaseName(key *iamv1alpha1.ApiKey) string {
 
 // baseOfRemoteName strips the attempt marker from a remote name.
 func baseOfRemoteName(name string) string {
-	if i := strings.LastIndex(name, " [k8s-"); i >= 0 {
+	if i := strings.LastIndex(name, markerPrefix); i >= 0 {
 		return name[:i]
 	}
 	return name

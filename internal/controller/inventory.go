@@ -92,6 +92,10 @@ type Inventory struct {
 	notBefore time.Time
 	failures  int
 	lastErr   error
+	// probing is set while the one call allowed after a failure is in
+	// flight: concurrent workers wait for its outcome instead of all
+	// calling the API the moment the backoff ends.
+	probing bool
 }
 
 type localChange struct {
@@ -275,6 +279,12 @@ func (i *Inventory) admitLocked() error {
 	if wait := i.notBefore.Sub(i.clock.Now()); wait > 0 {
 		return &heldBackError{wait: wait, cause: i.lastErr}
 	}
+	if i.failures > 0 {
+		if i.probing {
+			return &heldBackError{wait: backoffBase, cause: i.lastErr}
+		}
+		i.probing = true
+	}
 	return nil
 }
 
@@ -287,6 +297,7 @@ func (i *Inventory) record(err error) {
 // recordLocked updates the shared backoff with the outcome of a call. Any
 // answer of the API but a 429 or a 5xx shows that it is there again.
 func (i *Inventory) recordLocked(err error) {
+	i.probing = false
 	var wait time.Duration
 	switch mobilenext.Classify(err) {
 	case mobilenext.ClassThrottled:

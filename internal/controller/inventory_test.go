@@ -260,3 +260,46 @@ func TestInventorySinceNeverReturnsAnOlderListing(t *testing.T) {
 		t.Fatalf("a later Get made a call (%d in all, err %v); want the shared listing", lists.Load(), err)
 	}
 }
+
+// When a backoff ends, one call probes the API; concurrent workers wait for
+// its outcome instead of all calling at once.
+func TestInventoryLetsOneProbeThroughAfterABackoff(t *testing.T) {
+	clock := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
+	var calls atomic.Int32
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	unavailable := &mobilenext.APIError{Method: "POST", Path: "/api/v1/keys", StatusCode: 503}
+	svc := KeyServiceFuncs{
+		Create: func(context.Context, string) (*mobilenext.CreatedKey, error) {
+			if calls.Add(1) > 1 {
+				entered <- struct{}{}
+				<-release
+			}
+			return nil, unavailable
+		},
+		Delete: func(context.Context, string) error { calls.Add(1); return nil },
+		List:   func(context.Context) ([]mobilenext.Key, error) { calls.Add(1); return nil, nil },
+	}
+	inv := NewInventory(svc, time.Nanosecond, clock)
+	_, _ = inv.Create(context.Background(), "k")
+	clock.Step(inv.HeldBackFor())
+	done := make(chan error)
+	go func() {
+		_, err := inv.Create(context.Background(), "probe")
+		done <- err
+	}()
+	<-entered
+	for range 8 {
+		if _, ok := heldBack(inv.Delete(context.Background(), "key_1")); !ok {
+			t.Fatal("a delete went through while the probe was in flight")
+		}
+		if _, err := inv.Fresh(context.Background()); err == nil {
+			t.Fatal("a list went through while the probe was in flight")
+		}
+	}
+	close(release)
+	<-done
+	if got := calls.Load(); got != 2 {
+		t.Fatalf("%d calls reached the API, want 2 (the failure and one probe)", got)
+	}
+}

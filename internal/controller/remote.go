@@ -17,6 +17,7 @@ package controller
 
 import (
 	"context"
+	"strings"
 
 	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
@@ -34,8 +35,14 @@ type KeyService interface {
 // ClientFactory builds the KeyService for a connection's settings.
 type ClientFactory func(cfg mobilenext.Config) (KeyService, error)
 
-// NewMobileNextClient is the ClientFactory of the real API client.
+// NewMobileNextClient is the ClientFactory of the real API client. Listings
+// keep only the keys the operator made (their names carry an attempt
+// marker): the operator's memory follows its own keys, not the size of the
+// organization.
 func NewMobileNextClient(cfg mobilenext.Config) (KeyService, error) {
+	if cfg.Keep == nil {
+		cfg.Keep = func(k mobilenext.Key) bool { return strings.Contains(k.Name, markerPrefix) }
+	}
 	return mobilenext.NewClient(cfg)
 }
 

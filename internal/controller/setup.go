@@ -16,6 +16,7 @@ limitations under the License.
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -40,6 +41,8 @@ const (
 	// DefaultCredentialsPollInterval is how often credentials Secrets are
 	// read again.
 	DefaultCredentialsPollInterval = time.Minute
+	// DefaultMaxConcurrentReconciles is how many ApiKeys are reconciled at once.
+	DefaultMaxConcurrentReconciles = 8
 )
 
 // Options configure every reconciler of the operator.
@@ -54,6 +57,9 @@ type Options struct {
 	// CreateWindow is how long an unresolved create attempt is watched for
 	// a late key; DefaultCreateWindow when zero.
 	CreateWindow time.Duration
+	// MaxConcurrentReconciles is how many ApiKeys are reconciled at once;
+	// DefaultMaxConcurrentReconciles when zero.
+	MaxConcurrentReconciles int
 	// Clock tells the time; the real clock by default.
 	Clock clock.PassiveClock
 	// BeforeSecretWrite is a test hook; see ApiKeyOptions.
@@ -139,10 +145,11 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 		Recorder:    mgr.GetEventRecorder("apikey-operator"),
 		Connections: conns,
 		Options: ApiKeyOptions{
-			SyncPeriod:        opts.SyncPeriod,
-			CreateWindow:      opts.CreateWindow,
-			Clock:             opts.Clock,
-			BeforeSecretWrite: opts.BeforeSecretWrite,
+			SyncPeriod:              opts.SyncPeriod,
+			CreateWindow:            opts.CreateWindow,
+			MaxConcurrentReconciles: cmp.Or(opts.MaxConcurrentReconciles, DefaultMaxConcurrentReconciles),
+			Clock:                   opts.Clock,
+			BeforeSecretWrite:       opts.BeforeSecretWrite,
 		},
 	}
 	if err := apiKeys.SetupWithManager(mgr); err != nil {

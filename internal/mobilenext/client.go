@@ -29,6 +29,7 @@ limitations under the License.
 package mobilenext
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -58,12 +59,11 @@ const (
 	// defaultTimeout bounds a request when Config.Timeout is zero.
 	defaultTimeout = 30 * time.Second
 
-	// maxListBody bounds the body of a list answer, which grows with the
-	// number of keys; at roughly 200 bytes a key it leaves room for
-	// thousands of them.
-	maxListBody = 4 << 20
-	// maxBody bounds every other body, including error bodies, which are
-	// only ever shown in shortened form.
+	// maxBody bounds the body of every answer but a successful list,
+	// including error bodies, which are only ever shown in shortened form.
+	// A list answer grows with the organization and has no size limit: it
+	// is decoded as it arrives, and Config.Timeout bounds how long that
+	// may take.
 	maxBody = 64 << 10
 
 	// maxMessageLen is the length, in characters, to which messages from
@@ -100,6 +100,18 @@ type Config struct {
 	// UserAgent is sent in the User-Agent header; "apikey-operator/" +
 	// Version if empty.
 	UserAgent string
+	// Keep selects the keys ListKeys returns: those for which it returns
+	// true. If nil, every key is returned.
+	//
+	// ListKeys decodes the answer as it arrives and holds on to the kept
+	// keys only, so with Keep the memory a listing needs grows with the
+	// keys kept, not with the organization, which may hold many thousands
+	// of keys that are none of the caller's business. The operator keeps
+	// only the keys it created, whose names carry its marker.
+	//
+	// Keep sees every listed key, in order, after it has been validated.
+	// It may be called by concurrent ListKeys calls at the same time.
+	Keep func(Key) bool
 }
 
 // Client calls the key management endpoints of the Mobile Next API on behalf
@@ -115,6 +127,7 @@ type Client struct {
 	hc        *http.Client
 	timeout   time.Duration
 	userAgent string
+	keep      func(Key) bool // nil keeps every key
 }
 
 // NewClient returns a client for cfg. It fails if the URL is not an absolute
@@ -145,6 +158,7 @@ func NewClient(cfg Config) (*Client, error) {
 		hc:        cfg.HTTPClient,
 		timeout:   cfg.Timeout,
 		userAgent: cfg.UserAgent,
+		keep:      cfg.Keep,
 	}
 	if c.hc == nil {
 		c.hc = sharedHTTPClient()
@@ -281,14 +295,6 @@ type wireKey struct {
 	LastUsedAt *string `json:"lastUsedAt"`
 }
 
-// listAnswer is the body of a list answer. Unknown fields are ignored, so that
-// the API can add some without breaking the client; the fields the client
-// relies on are validated instead.
-type listAnswer struct {
-	Object string    `json:"object"`
-	Data   []wireKey `json:"data"`
-}
-
 // createAnswer is the body of a create answer.
 type createAnswer struct {
 	ID        *string `json:"id"`
@@ -297,18 +303,22 @@ type createAnswer struct {
 	CreatedAt *string `json:"createdAt"`
 }
 
-// ListKeys returns the keys of the organization, in the order the API lists
-// them.
+// ListKeys returns the keys of the organization that Config.Keep keeps, in
+// the order the API lists them.
+//
+// The answer is decoded as it arrives, so that its size costs time, bounded
+// by Config.Timeout, rather than memory. Every listed key is validated, kept
+// or not: a malformed answer fails as a whole instead of passing for a
+// shorter list.
 func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
-	body, err := c.do(ctx, http.MethodGet, keysPath, nil, maxListBody)
+	var keys []Key
+	err := c.do(ctx, http.MethodGet, keysPath, nil, func(body io.Reader) error {
+		var err error
+		keys, err = decodeList(body, c.keep)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
-	}
-	keys, err := decodeList(body)
-	if err != nil {
-		return nil, fmt.Errorf("list keys: %w", &requestError{
-			method: http.MethodGet, path: keysPath, reason: "decode response", err: err,
-		})
 	}
 	return keys, nil
 }
@@ -325,15 +335,17 @@ func (c *Client) CreateKey(ctx context.Context, name string) (*CreatedKey, error
 	if err != nil {
 		return nil, fmt.Errorf("create key: encode request: %w", err)
 	}
-	body, err := c.do(ctx, http.MethodPost, keysPath, reqBody, maxBody)
+	var key *CreatedKey
+	err = c.do(ctx, http.MethodPost, keysPath, reqBody, func(body io.Reader) error {
+		b, err := readLimited(body, maxBody)
+		if err != nil {
+			return err
+		}
+		key, err = decodeCreate(b)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create key: %w", err)
-	}
-	key, err := decodeCreate(body)
-	if err != nil {
-		return nil, fmt.Errorf("create key: %w", &requestError{
-			method: http.MethodPost, path: keysPath, reason: "decode response", err: err,
-		})
 	}
 	return key, nil
 }
@@ -347,18 +359,25 @@ func (c *Client) DeleteKey(ctx context.Context, id string) error {
 	if id == "" || id == "." || id == ".." {
 		return fmt.Errorf("delete key: %w", &argumentError{msg: fmt.Sprintf("invalid key ID %q", id)})
 	}
-	if _, err := c.do(ctx, http.MethodDelete, keysPath+"/"+url.PathEscape(id), nil, maxBody); err != nil {
+	// The body, which a 204 does not have, is read only so that the
+	// connection can be reused.
+	err := c.do(ctx, http.MethodDelete, keysPath+"/"+url.PathEscape(id), nil, func(body io.Reader) error {
+		_, err := readLimited(body, maxBody)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("delete key: %w", err)
 	}
 	return nil
 }
 
-// do sends one request and returns the body of a 2xx answer. Any other answer
-// becomes an *APIError; a failure to send the request or read the answer, a
-// *requestError.
-func (c *Client) do(ctx context.Context, method, path string, reqBody []byte, limit int64) ([]byte, error) {
+// do sends one request and hands the body of a 2xx answer to read, which
+// turns it into the caller's result. Any other answer becomes an *APIError. A
+// failure to send the request or to read the answer, and an error from read,
+// become a *requestError; read's errors must not quote the body.
+func (c *Client) do(ctx context.Context, method, path string, reqBody []byte, read func(body io.Reader) error) error {
 	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
-	// The body is read before do returns, so the deadline covers it too.
+	// read runs before do returns, so the deadline covers the body too.
 	defer cancel()
 
 	var bodyReader io.Reader
@@ -367,7 +386,7 @@ func (c *Client) do(ctx context.Context, method, path string, reqBody []byte, li
 	}
 	req, err := http.NewRequestWithContext(reqCtx, method, c.baseURL+path, bodyReader)
 	if err != nil {
-		return nil, &requestError{method: method, path: path, reason: "build request", err: unwrapURLError(err)}
+		return &requestError{method: method, path: path, reason: "build request", err: unwrapURLError(err)}
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token.Reveal())
 	req.Header.Set("Accept", "application/json")
@@ -381,31 +400,43 @@ func (c *Client) do(ctx context.Context, method, path string, reqBody []byte, li
 
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, c.failure(ctx, reqCtx, method, path, "send request", err)
+		return c.failure(ctx, reqCtx, method, path, "send request", err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 
-	success := resp.StatusCode >= 200 && resp.StatusCode < 300
-	if !success {
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
 		// Error bodies are only excerpted, so a large one is cut rather
-		// than refused.
-		limit = maxBody
+		// than refused, and whatever part of it arrived before a failure
+		// is enough to explain it.
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		return c.apiError(method, path, resp, body)
 	}
-	body, tooLarge, err := readLimited(resp.Body, limit)
-	if err != nil && success {
-		return nil, c.failure(ctx, reqCtx, method, path, "read response body", err)
-	}
-	if !success {
-		// Whatever part of an error body arrived is enough to explain it.
-		return nil, c.apiError(method, path, resp, body)
-	}
-	if tooLarge {
-		return nil, &requestError{
-			method: method, path: path,
-			reason: fmt.Sprintf("response body exceeds the limit of %d bytes", limit),
+	body := &failedReader{r: resp.Body}
+	if err := read(body); err != nil {
+		if body.err != nil {
+			// What read made of a body cut short by the network is beside
+			// the point: the failure is the connection's.
+			return c.failure(ctx, reqCtx, method, path, "read response body", body.err)
 		}
+		return &requestError{method: method, path: path, reason: "decode response", err: err}
 	}
-	return body, nil
+	return nil
+}
+
+// failedReader passes reads through to r and keeps the first error other than
+// io.EOF. Decoders report a connection that failed mid-body as they report a
+// malformed body; this tells do which of the two happened.
+type failedReader struct {
+	r   io.Reader
+	err error
+}
+
+func (f *failedReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err != nil && err != io.EOF && f.err == nil {
+		f.err = err
+	}
+	return n, err
 }
 
 // failure turns an error from sending a request or reading its answer into a
@@ -435,13 +466,16 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// readLimited reads r up to limit bytes and reports whether there was more.
-func readLimited(r io.Reader, limit int64) (body []byte, tooLarge bool, err error) {
-	body, err = io.ReadAll(io.LimitReader(r, limit+1))
-	if int64(len(body)) > limit {
-		return body[:limit], true, err
+// readLimited reads all of r, refusing more than limit bytes.
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
 	}
-	return body, false, err
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("body exceeds the limit of %d bytes", limit)
+	}
+	return body, nil
 }
 
 // apiError builds the error for a non-success answer.
@@ -580,28 +614,199 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
-// decodeList decodes and validates the body of a list answer. Errors describe
-// what is wrong without quoting the body.
-func decodeList(body []byte) ([]Key, error) {
-	var ans listAnswer
-	if err := unmarshal(body, &ans); err != nil {
+// decodeList decodes and validates the body of a list answer as it reads it,
+// keeping the keys keep keeps (all of them if keep is nil). Only the kept
+// keys and one key at a time are held in memory; unknown fields, which are
+// ignored so that the API can add some without breaking the client, are read
+// past token by token. Errors describe what is wrong without quoting the
+// body.
+func decodeList(r io.Reader, keep func(Key) bool) ([]Key, error) {
+	br := bufio.NewReader(r)
+	first, _, err := skipSpace(br)
+	switch {
+	case err == io.EOF:
+		return nil, errors.New("empty body")
+	case err != nil:
+		return nil, err
+	case first != '{':
+		return nil, errors.New("body is not a JSON object")
+	}
+	if err := br.UnreadByte(); err != nil {
 		return nil, err
 	}
-	if ans.Object != "list" {
+
+	dec := json.NewDecoder(br)
+	if _, err := dec.Token(); err != nil { // the opening brace, seen above
+		return nil, jsonError(err)
+	}
+	var (
+		isList bool
+		keys   []Key // nil until a "data" array is seen
+	)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, jsonError(err)
+		}
+		// The decoder only yields strings as names. They are matched as
+		// encoding/json matches struct fields, regardless of case.
+		name, _ := tok.(string)
+		switch {
+		case strings.EqualFold(name, "object"):
+			if isList, err = decodeListObject(dec); err != nil {
+				return nil, err
+			}
+			// Waiting for the end of the answer would decode all of it to
+			// no purpose: it is refused anyway.
+			if !isList {
+				return nil, errors.New(`field "object" is not "list"`)
+			}
+		case strings.EqualFold(name, "data"):
+			if keys, err = decodeListData(dec, keep); err != nil {
+				return nil, err
+			}
+		default:
+			if err := skipValue(dec); err != nil {
+				return nil, jsonError(err)
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, jsonError(err)
+	}
+	if err := expectEnd(dec, br); err != nil {
+		return nil, err
+	}
+
+	// "object" may come after "data", so its absence is only known here.
+	if !isList {
 		return nil, errors.New(`field "object" is not "list"`)
 	}
-	if ans.Data == nil {
+	if keys == nil {
 		return nil, errors.New(`field "data" is missing`)
 	}
-	keys := make([]Key, 0, len(ans.Data))
-	for i, w := range ans.Data {
+	return keys, nil
+}
+
+// decodeListObject decodes the value of the "object" field of a list answer
+// and reports whether it is "list". A null is not "list"; a value other than
+// a string is an error.
+func decodeListObject(dec *json.Decoder) (bool, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return false, jsonError(err)
+	}
+	switch v := tok.(type) {
+	case nil:
+		return false, nil
+	case string:
+		return v == "list", nil
+	default:
+		return false, errors.New(`field "object" has the wrong type`)
+	}
+}
+
+// decodeListData decodes the value of the "data" field of a list answer one
+// key at a time, validating each and keeping those keep keeps. A null yields
+// nil, which the caller reports as a missing field; an array, a non-nil slice
+// even when nothing is kept.
+func decodeListData(dec *json.Decoder, keep func(Key) bool) ([]Key, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, jsonError(err)
+	}
+	switch tok {
+	case nil:
+		return nil, nil
+	case json.Delim('['):
+	default:
+		return nil, errors.New(`field "data" has the wrong type`)
+	}
+	keys := []Key{}
+	for i := 0; dec.More(); i++ {
+		// A fresh value each time: decoding null into w would leave the
+		// previous key's fields in place.
+		var w wireKey
+		if err := dec.Decode(&w); err != nil {
+			if typeErr, ok := errors.AsType[*json.UnmarshalTypeError](err); ok && typeErr.Field == "" {
+				return nil, fmt.Errorf("key %d is not a JSON object", i)
+			}
+			// The decoder counts the offset of a syntax error inside a
+			// value from an internal mark, not from the start of the
+			// body; the key's index says where it is instead.
+			if _, ok := errors.AsType[*json.SyntaxError](err); ok {
+				return nil, fmt.Errorf("key %d: malformed JSON", i)
+			}
+			return nil, fmt.Errorf("key %d: %w", i, jsonError(err))
+		}
 		k, err := w.key()
 		if err != nil {
 			return nil, fmt.Errorf("key %d: %w", i, err)
 		}
-		keys = append(keys, k)
+		if keep == nil || keep(k) {
+			keys = append(keys, k)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing bracket
+		return nil, jsonError(err)
 	}
 	return keys, nil
+}
+
+// skipValue reads past the next value one token at a time, so that an unknown
+// field, however large or deeply nested, costs no more memory than its
+// longest string.
+func skipValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
+}
+
+// expectEnd checks that nothing but white space follows the top-level object,
+// reading what dec has buffered and then the rest of br. It reads a byte at a
+// time rather than a token, so that trailing data is refused without being
+// held.
+func expectEnd(dec *json.Decoder, br *bufio.Reader) error {
+	end := dec.InputOffset()
+	_, skipped, err := skipSpace(bufio.NewReader(io.MultiReader(dec.Buffered(), br)))
+	switch {
+	case err == io.EOF:
+		return nil
+	case err != nil:
+		return err
+	default:
+		return fmt.Errorf("malformed JSON at offset %d: data after the object", end+skipped)
+	}
+}
+
+// skipSpace reads past JSON white space and returns the first other byte and
+// how many bytes it skipped.
+func skipSpace(r io.ByteReader) (first byte, skipped int64, err error) {
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			return 0, skipped, err
+		}
+		switch b {
+		case ' ', '\t', '\n', '\r':
+			skipped++
+		default:
+			return b, skipped, nil
+		}
+	}
 }
 
 // key validates w and converts it.
@@ -659,9 +864,7 @@ func decodeCreate(body []byte) (*CreatedKey, error) {
 	return k, nil
 }
 
-// unmarshal decodes a JSON object into v. Decoder errors are replaced by
-// messages that name at most an offset or a field, because they can quote
-// parts of the body, and a create body holds a secret.
+// unmarshal decodes a JSON object into v.
 func unmarshal(body []byte, v any) error {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -670,13 +873,23 @@ func unmarshal(body []byte, v any) error {
 	if trimmed[0] != '{' {
 		return errors.New("body is not a JSON object")
 	}
-	err := json.Unmarshal(trimmed, v)
-	if err == nil {
-		return nil
+	if err := json.Unmarshal(trimmed, v); err != nil {
+		return jsonError(err)
 	}
+	return nil
+}
+
+// jsonError replaces an error from encoding/json by a message that names at
+// most an offset or a field, because decoder errors can quote parts of the
+// body, and a create body holds a secret.
+func jsonError(err error) error {
 	var syntaxErr *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError
 	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// Only a decoder reading a stream reports the end of the body
+		// this way; a network failure is told apart by the caller.
+		return errors.New("malformed JSON: the body ends before the object does")
 	case errors.As(err, &syntaxErr):
 		return fmt.Errorf("malformed JSON at offset %d", syntaxErr.Offset)
 	case errors.As(err, &typeErr) && typeErr.Field != "":
