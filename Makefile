@@ -1,5 +1,7 @@
-# Image URL to use all building/pushing image targets
-IMG ?= controller:latest
+# The manager image that docker-build, docker-buildx, build-installer and
+# deploy use: IMAGE_REPO tagged with VERSION unless IMG is given.
+IMAGE_REPO ?= ghcr.io/mobile-next/apikey-operator
+IMG ?= $(IMAGE_REPO):$(VERSION)
 # YEAR defines the year value used for substituting the YEAR placeholder in the boilerplate header.
 YEAR ?= 2026
 
@@ -46,6 +48,7 @@ help: ## Display this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate WebhookConfiguration, ClusterRole and CustomResourceDefinition objects.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	@hack/sync-chart.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate code containing DeepCopy, DeepCopyInto, and DeepCopyObject method implementations.
@@ -66,10 +69,14 @@ vet: ## Run go vet against code.
 envtest: ## Build (once) and print the directory with kube-apiserver, etcd, kube-controller-manager and kubectl.
 	@hack/controlplane.sh
 
+# test/packaging and test/rbac check what build-installer wrote (INSTALL_YAML,
+# with the image INSTALL_IMG) and the chart, rendered by the helm that
+# hack/helm.sh builds from its Go module.
 .PHONY: test
-test: manifests generate fmt vet ## Run unit and integration tests (on a real kube-apiserver and etcd).
-	@assets="$$(hack/controlplane.sh)" && echo "KUBEBUILDER_ASSETS=$$assets" && \
-	KUBEBUILDER_ASSETS="$$assets" go test ./... -count=1 -timeout 25m $(GOTESTFLAGS)
+test: manifests generate fmt vet build-installer ## Run unit and integration tests (on a real kube-apiserver and etcd).
+	@assets="$$(hack/controlplane.sh)" && helm="$$(hack/helm.sh)" && echo "KUBEBUILDER_ASSETS=$$assets" && \
+	KUBEBUILDER_ASSETS="$$assets" HELM="$$helm" INSTALL_YAML="$(CURDIR)/dist/install.yaml" INSTALL_IMG="$(IMG)" \
+	go test ./... -count=1 -timeout 25m $(GOTESTFLAGS)
 
 .PHONY: test-e2e
 test-e2e: build build-emulator ## Run the process-level tests: manager and emulator as real processes, killed with kill -9.
@@ -105,8 +112,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS = -X github.com/mobile-next/apikey-operator/internal/mobilenext.Version=$(VERSION)
 
 .PHONY: build
-build: manifests generate fmt vet ## Build manager binary.
+build: manifests generate fmt vet ## Build the manager (bin/manager) and the kubectl plugin (bin/kubectl-mobilenext).
 	go build -ldflags "$(LDFLAGS)" -o bin/manager ./cmd
+	go build -ldflags "$(LDFLAGS)" -o bin/kubectl-mobilenext ./cmd/kubectl-mobilenext
 
 .PHONY: build-emulator
 build-emulator: ## Build the Mobile Next API emulator (bin/mobilenext-emulator).
@@ -141,16 +149,31 @@ docker-buildx: ## Build and push docker image for the manager for cross-platform
 	# copy existing Dockerfile and insert --platform=${BUILDPLATFORM} into Dockerfile.cross, and preserve the original Dockerfile
 	sed -e '1 s/\(^FROM\)/FROM --platform=\$$\{BUILDPLATFORM\}/; t' -e ' 1,// s//FROM --platform=\$$\{BUILDPLATFORM\}/' Dockerfile > Dockerfile.cross
 	- $(CONTAINER_TOOL) buildx create --name apikey-operator-builder
-	$(CONTAINER_TOOL) buildx use apikey-operator-builder
-	- $(CONTAINER_TOOL) buildx build --push --platform=$(PLATFORMS) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) --tag ${IMG} -f Dockerfile.cross .
-	- $(CONTAINER_TOOL) buildx rm apikey-operator-builder
-	rm Dockerfile.cross
+	# A failed build fails the target (a release must not go on without its
+	# image); the builder and Dockerfile.cross are removed either way.
+	status=0; \
+	$(CONTAINER_TOOL) buildx use apikey-operator-builder && \
+	$(CONTAINER_TOOL) buildx build --push --platform=$(PLATFORMS) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+		--build-arg VERSION=$(VERSION) --tag ${IMG} -f Dockerfile.cross . || status=$$?; \
+	$(CONTAINER_TOOL) buildx rm apikey-operator-builder || true; rm -f Dockerfile.cross; exit $$status
 
+# dist/install.yaml is not committed: releases attach it (see
+# .github/workflows/release.yml). The image is set in a throw-away overlay, so
+# nothing tracked is rewritten.
 .PHONY: build-installer
-build-installer: manifests generate kustomize ## Generate a consolidated YAML with CRDs and deployment.
-	mkdir -p dist
-	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
-	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+build-installer: manifests generate kustomize ## Write dist/install.yaml (CRDs, namespace, RBAC, Deployment, metrics Service) for the image IMG.
+	@mkdir -p dist
+	@tmp="$$(mktemp dist/.install.yaml.XXXXXX)" && \
+	KUSTOMIZE="$(KUSTOMIZE)" hack/install-manifest.sh "$(IMG)" > "$$tmp" && mv "$$tmp" dist/install.yaml && \
+	echo "dist/install.yaml: image $(IMG)"
+
+.PHONY: helm
+helm: ## Build (once) and print the path of the helm binary (hack/helm.sh).
+	@hack/helm.sh
+
+.PHONY: helm-lint
+helm-lint: ## Lint the Helm chart in dist/chart.
+	@"$$(hack/helm.sh)" lint --strict dist/chart
 
 ##@ Deployment
 
@@ -170,8 +193,7 @@ uninstall: manifests kustomize ## Uninstall CRDs from the K8s cluster specified 
 
 .PHONY: deploy
 deploy: manifests kustomize ## Deploy controller to the K8s cluster specified in ~/.kube/config.
-	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
-	"$(KUSTOMIZE)" build config/default | "$(KUBECTL)" apply -f -
+	KUSTOMIZE="$(KUSTOMIZE)" hack/install-manifest.sh "$(IMG)" | "$(KUBECTL)" apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: kustomize ## Undeploy controller from the K8s cluster specified in ~/.kube/config. Call with ignore-not-found=true to ignore resource not found errors during deletion.
