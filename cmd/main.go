@@ -79,7 +79,7 @@ func main() {
 	var enableLeaderElection, secureMetrics, enableHTTP2 bool
 	var leaderElectionNamespace string
 	var leaseDuration, renewDeadline, retryPeriod time.Duration
-	var syncPeriod, credentialsPollInterval, createWindow time.Duration
+	var syncPeriod, credentialsPollInterval, createWindow, expiryWarning time.Duration
 	var maxConcurrentReconciles, kubeAPIBurst int
 	var kubeAPIQPS float64
 	var tlsOpts []func(*tls.Config)
@@ -109,6 +109,9 @@ func main() {
 	flag.DurationVar(&syncPeriod, "sync-period", controller.DefaultSyncPeriod,
 		"How often each connection's keys are listed to detect drift and refresh lastUsedAt "+
 			"(one list per connection per period).")
+	flag.DurationVar(&expiryWarning, "credentials-expiry-warning", controller.DefaultExpiryWarning,
+		"How long before a connection's session token expires a CredentialsExpiring warning event is recorded "+
+			"(repeated at most daily).")
 	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", controller.DefaultMaxConcurrentReconciles,
 		"How many ApiKeys are reconciled at once. Each ApiKey is only ever handled by one worker, and the workers "+
 			"share each connection's listing and backoff.")
@@ -202,6 +205,7 @@ func main() {
 		CredentialsPollInterval: credentialsPollInterval,
 		CreateWindow:            createWindow,
 		MaxConcurrentReconciles: maxConcurrentReconciles,
+		ExpiryWarning:           expiryWarning,
 	}); err != nil {
 		setupLog.Error(err, "Failed to set up controllers")
 		os.Exit(1)

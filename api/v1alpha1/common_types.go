@@ -171,6 +171,11 @@ type ConnectionStatus struct {
 	// +optional
 	LastCheckedTime *metav1.Time `json:"lastCheckedTime,omitempty"`
 
+	// expiryWarningTime is when the last CredentialsExpiring warning was
+	// recorded; it repeats at most daily.
+	// +optional
+	ExpiryWarningTime *metav1.Time `json:"expiryWarningTime,omitempty"`
+
 	// heldCredentialsSecrets are the Secrets on which this connection put the
 	// iam.mobilenexthq.com/credentials-in-use finalizer: the one it uses, and
 	// any it stopped using whose finalizer is not handled yet. Recording a

@@ -388,6 +388,10 @@ func (in *ConnectionStatus) DeepCopyInto(out *ConnectionStatus) {
 		in, out := &in.LastCheckedTime, &out.LastCheckedTime
 		*out = (*in).DeepCopy()
 	}
+	if in.ExpiryWarningTime != nil {
+		in, out := &in.ExpiryWarningTime, &out.ExpiryWarningTime
+		*out = (*in).DeepCopy()
+	}
 	if in.HeldCredentialsSecrets != nil {
 		in, out := &in.HeldCredentialsSecrets, &out.HeldCredentialsSecrets
 		*out = make([]HeldSecret, len(*in))

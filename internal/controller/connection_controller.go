@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
@@ -54,6 +55,10 @@ type ConnectionOptions struct {
 	NewClient ClientFactory
 	// Clock tells the time; the real clock by default.
 	Clock clock.PassiveClock
+	// ExpiryWarning is how long before the session token expires a
+	// CredentialsExpiring warning is recorded (at most daily);
+	// DefaultExpiryWarning when zero.
+	ExpiryWarning time.Duration
 }
 
 func (o ConnectionOptions) withDefaults() ConnectionOptions {
@@ -69,6 +74,9 @@ func (o ConnectionOptions) withDefaults() ConnectionOptions {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
+	if o.ExpiryWarning <= 0 {
+		o.ExpiryWarning = DefaultExpiryWarning
+	}
 	return o
 }
 
@@ -80,6 +88,8 @@ type connectionChecker struct {
 	APIReader   client.Reader
 	Connections *Connections
 	Options     ConnectionOptions
+	// Recorder records the connection's state changes; none when nil.
+	Recorder recorder.EventRecorder
 }
 
 // check computes the state of a connection and fills its status.
@@ -217,6 +227,7 @@ func (c *connectionChecker) reconcile(ctx context.Context, key ConnectionKey, ob
 		return ctrl.Result{}, err
 	}
 	describeProtection(status, prot)
+	c.recordTransitions(obj, before, status)
 	if !equality.Semantic.DeepEqual(*before, *status) {
 		if err := c.Status().Update(ctx, obj); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -256,7 +267,6 @@ func NewConnectionReconciler(c client.Client, apiReader client.Reader, conns *Co
 }
 
 // +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections;clusterconnections,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections/finalizers;clusterconnections/finalizers,verbs=update
 // +kubebuilder:rbac:groups=iam.mobilenexthq.com,resources=connections/status;clusterconnections/status,verbs=update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 

@@ -21,9 +21,11 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
 )
@@ -138,5 +140,58 @@ var _ = Describe("ClusterConnection", func() {
 		cond := refused.waitReason("denied", iamv1alpha1.ReasonConnectionNotReady)
 		Expect(cond.Message).To(ContainSubstring("namespaceSelector"))
 		Expect(admitted.emu.Stats().Create).To(Equal(1), "only the admitted namespace's key was created")
+	})
+})
+
+// connectionEvents lists the reasons of the events about a Connection.
+func connectionEvents(t *tenant, name string) []eventsv1.Event {
+	GinkgoHelper()
+	var events eventsv1.EventList
+	Expect(k8sClient.List(ctx, &events, client.InNamespace(t.ns))).To(Succeed())
+	var out []eventsv1.Event
+	for _, e := range events.Items {
+		if e.Regarding.Kind == iamv1alpha1.ConnectionKind && e.Regarding.Name == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+var _ = Describe("Connection events", func() {
+	It("records state changes and warns once a day before the session token expires", func() {
+		t := newTenant() // its token expires in 24h, inside the 72h warning window
+		reasons := func() []string {
+			var r []string
+			for _, e := range connectionEvents(t, "api") {
+				r = append(r, e.Type+"/"+e.Reason)
+			}
+			return r
+		}
+		Eventually(reasons).WithTimeout(20*time.Second).Should(ContainElements(
+			"Normal/"+iamv1alpha1.ReasonValid, "Warning/"+EventCredentialsExpiring))
+		for _, e := range connectionEvents(t, "api") {
+			if e.Reason == EventCredentialsExpiring {
+				Expect(e.Note).To(ContainSubstring("mobilecli auth login"))
+				Expect(e.Note).NotTo(ContainSubstring(t.token))
+			}
+		}
+		var c iamv1alpha1.Connection
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: t.ns, Name: "api"}, &c)).To(Succeed())
+		Expect(c.Status.ExpiryWarningTime).NotTo(BeNil())
+
+		By("breaking the token: a warning with the new reason")
+		t.credentials("credentials", "not-a-jwt")
+		Eventually(reasons).WithTimeout(20 * time.Second).Should(ContainElement("Warning/" + iamv1alpha1.ReasonInvalidToken))
+		t.credentials("credentials", t.token)
+		t.connectionReason("api", iamv1alpha1.ReasonValid)
+		Consistently(func() int {
+			n := 0
+			for _, r := range reasons() {
+				if r == "Warning/"+EventCredentialsExpiring {
+					n++
+				}
+			}
+			return n
+		}).WithTimeout(3 * testPollInterval).Should(Equal(1), "the expiry warning repeated within a day")
 	})
 })

@@ -57,6 +57,9 @@ type Options struct {
 	// CreateWindow is how long an unresolved create attempt is watched for
 	// a late key; DefaultCreateWindow when zero.
 	CreateWindow time.Duration
+	// ExpiryWarning is how long before a session token expires it is
+	// warned about; DefaultExpiryWarning when zero.
+	ExpiryWarning time.Duration
 	// MaxConcurrentReconciles is how many ApiKeys are reconciled at once;
 	// DefaultMaxConcurrentReconciles when zero.
 	MaxConcurrentReconciles int
@@ -131,18 +134,24 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 		CredentialsPollInterval: opts.CredentialsPollInterval,
 		NewClient:               opts.NewClient,
 		Clock:                   opts.Clock,
+		ExpiryWarning:           opts.ExpiryWarning,
 	}
 	conns := NewConnections(connOpts)
-	if err := NewConnectionReconciler(mgr.GetClient(), mgr.GetAPIReader(), conns, connOpts).SetupWithManager(mgr); err != nil {
+	events := mgr.GetEventRecorder("apikey-operator")
+	connections := NewConnectionReconciler(mgr.GetClient(), mgr.GetAPIReader(), conns, connOpts)
+	connections.Recorder = events
+	if err := connections.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the Connection controller: %w", err)
 	}
-	if err := NewClusterConnectionReconciler(mgr.GetClient(), mgr.GetAPIReader(), conns, connOpts).SetupWithManager(mgr); err != nil {
+	clusterConnections := NewClusterConnectionReconciler(mgr.GetClient(), mgr.GetAPIReader(), conns, connOpts)
+	clusterConnections.Recorder = events
+	if err := clusterConnections.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the ClusterConnection controller: %w", err)
 	}
 	apiKeys := &ApiKeyReconciler{
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
-		Recorder:    mgr.GetEventRecorder("apikey-operator"),
+		Recorder:    events,
 		Connections: conns,
 		Options: ApiKeyOptions{
 			SyncPeriod:              opts.SyncPeriod,
