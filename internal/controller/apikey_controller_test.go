@@ -87,7 +87,7 @@ var _ = Describe("ApiKey", func() {
 		}).WithTimeout(4 * testSyncPeriod).Should(Succeed())
 		Expect(t.eventReasons("ci")).To(ContainElement(EventCreated))
 		Expect(t.emu.Stats().Create).To(Equal(1))
-		Expect(testutil.ToFloat64(apiRequests.WithLabelValues("create", "2xx"))).To(BeNumerically(">=", 1))
+		Expect(testutil.ToFloat64(apiRequests.WithLabelValues("Connection/"+t.ns+"/api", "post", "201"))).To(Equal(1.0))
 	})
 
 	It("can be waited for with kubectl wait --for=condition=Ready", func() {

@@ -158,7 +158,7 @@ func (c *connectionChecker) check(ctx context.Context, key ConnectionKey, genera
 	}
 
 	prev, known := c.Connections.Get(key)
-	inv, err := c.Connections.inventory(cfg)
+	inv, err := c.Connections.inventory(cfg, key)
 	if err != nil {
 		return notReady(iamv1alpha1.ReasonUnreachable, fmt.Sprintf("cannot use url %q: %v", url, err))
 	}

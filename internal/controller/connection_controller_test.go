@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
 )
@@ -167,7 +168,7 @@ var _ = Describe("Connection events", func() {
 			}
 			return r
 		}
-		Eventually(reasons).WithTimeout(20*time.Second).Should(ContainElements(
+		Eventually(reasons).WithTimeout(20 * time.Second).Should(ContainElements(
 			"Normal/"+iamv1alpha1.ReasonValid, "Warning/"+EventCredentialsExpiring))
 		for _, e := range connectionEvents(t, "api") {
 			if e.Reason == EventCredentialsExpiring {
@@ -192,6 +193,49 @@ var _ = Describe("Connection events", func() {
 				}
 			}
 			return n
-		}).WithTimeout(3 * testPollInterval).Should(Equal(1), "the expiry warning repeated within a day")
+		}).WithTimeout(3*testPollInterval).Should(Equal(1), "the expiry warning repeated within a day")
+	})
+})
+
+var _ = Describe("Metrics", func() {
+	It("exposes the state of connections and ApiKeys, and the API calls by connection", func() {
+		t := newTenant()
+		t.apiKey("measured")
+		t.waitReady("measured")
+		conn := "Connection/" + t.ns + "/api"
+		Eventually(func(g Gomega) {
+			families, err := metrics.Registry.Gather()
+			g.Expect(err).NotTo(HaveOccurred())
+			found := map[string]bool{}
+			for _, f := range families {
+				for _, m := range f.GetMetric() {
+					labels := map[string]string{}
+					for _, l := range m.GetLabel() {
+						labels[l.GetName()] = l.GetValue()
+					}
+					switch f.GetName() {
+					case "apikey_operator_apikey_status_condition":
+						if labels["namespace"] == t.ns && labels["name"] == "measured" && labels["type"] == "Ready" && labels["status"] == "True" {
+							found["ready"] = m.GetGauge().GetValue() == 1
+						}
+					case "apikey_operator_connection_ready":
+						if labels["namespace"] == t.ns && labels["name"] == "api" {
+							found["connection"] = m.GetGauge().GetValue() == 1
+						}
+					case "apikey_operator_credentials_expiry_timestamp_seconds":
+						if labels["namespace"] == t.ns && labels["name"] == "api" {
+							found["expiry"] = m.GetGauge().GetValue() > float64(time.Now().Unix())
+						}
+					case "apikey_operator_api_requests_total":
+						if labels["connection"] == conn && labels["method"] == "get" && labels["code"] == "200" {
+							found["calls"] = m.GetCounter().GetValue() >= 1
+						}
+					case "apikey_operator_build_info":
+						found["build"] = m.GetGauge().GetValue() == 1
+					}
+				}
+			}
+			g.Expect(found).To(Equal(map[string]bool{"ready": true, "connection": true, "expiry": true, "calls": true, "build": true}))
+		}).WithTimeout(20 * time.Second).Should(Succeed())
 	})
 })

@@ -119,7 +119,7 @@ func NewConnections(opts ConnectionOptions) *Connections {
 // inventory returns the one inventory of the place cfg reaches, so that
 // every connection and every ApiKey that reaches the same place shares its
 // listing, its throttling and its backoff.
-func (c *Connections) inventory(cfg mobilenext.Config) (*Inventory, error) {
+func (c *Connections) inventory(cfg mobilenext.Config, via ConnectionKey) (*Inventory, error) {
 	sum := sha256.Sum256([]byte(cfg.URL + "\x00" + cfg.OrganizationID + "\x00" + cfg.Token.Reveal()))
 	id := hex.EncodeToString(sum[:])
 	now := c.options.Clock.Now()
@@ -128,6 +128,9 @@ func (c *Connections) inventory(cfg mobilenext.Config) (*Inventory, error) {
 	if p, ok := c.places[id]; ok {
 		p.lastUsed = now
 		return p.inv, nil
+	}
+	if cfg.WrapTransport == nil {
+		cfg.WrapTransport = instrumentTransport(via.String())
 	}
 	svc, err := c.options.NewClient(cfg)
 	if err != nil {
@@ -138,7 +141,7 @@ func (c *Connections) inventory(cfg mobilenext.Config) (*Inventory, error) {
 			delete(c.places, k)
 		}
 	}
-	inv := NewInventory(Instrument(svc), c.options.SyncPeriod, c.options.Clock)
+	inv := NewInventory(svc, c.options.SyncPeriod, c.options.Clock)
 	c.places[id] = &place{inv: inv, lastUsed: now}
 	return inv, nil
 }
@@ -170,7 +173,7 @@ func (c *Connections) Reach(loc iamv1alpha1.KeyLocation, candidates []Connection
 	}
 	cfg := fallback.cfg
 	cfg.OrganizationID = loc.OrganizationID
-	inv, err := c.inventory(cfg)
+	inv, err := c.inventory(cfg, fallbackKey)
 	if err != nil {
 		return nil, ConnectionKey{}, false
 	}

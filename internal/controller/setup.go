@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
 )
@@ -163,6 +164,9 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 	}
 	if err := apiKeys.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up the ApiKey controller: %w", err)
+	}
+	if err := metrics.Registry.Register(stateCollector{reader: mgr.GetClient()}); err != nil {
+		return fmt.Errorf("register the state metrics: %w", err)
 	}
 	return nil
 }

@@ -296,7 +296,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, c caller) 
 		return
 	}
 
-	secret := newSecret()
+	secret := s.newSecret()
 	createdAt := s.timestamp()
 	s.mu.Lock()
 	k, err := s.storeKeyLocked(c.orgID, name, secret, createdAt)

@@ -17,7 +17,6 @@ limitations under the License.
 package emulator
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 )
 
@@ -38,15 +37,15 @@ const (
 const base62Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 // newID returns prefix followed by 20 random hex digits.
-func newID(prefix string) string {
+func (s *Server) newID(prefix string) string {
 	b := make([]byte, idRandBytes)
-	_, _ = rand.Read(b) // never fails, see crypto/rand.Read
+	s.randomBytes(b)
 	return prefix + hex.EncodeToString(b)
 }
 
 // newSecret returns a fresh API key secret: the prefix and 40 uniformly random
 // base62 characters.
-func newSecret() string {
+func (s *Server) newSecret() string {
 	out := make([]byte, 0, len(apiKeyPrefix)+secretRandLen)
 	out = append(out, apiKeyPrefix...)
 	// Bytes at or above the largest multiple of 62 are rejected, since
@@ -54,7 +53,7 @@ func newSecret() string {
 	const limit = 256 - 256%len(base62Alphabet)
 	buf := make([]byte, secretRandLen)
 	for len(out) < cap(out) {
-		_, _ = rand.Read(buf)
+		s.randomBytes(buf)
 		for _, b := range buf {
 			if int(b) >= limit || len(out) == cap(out) {
 				continue

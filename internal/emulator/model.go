@@ -134,7 +134,7 @@ func (s *Server) AddOrganization(name string) string {
 }
 
 func (s *Server) addOrganizationLocked(name string) string {
-	org := &organization{id: newID("org_"), name: name, members: make(map[string]Role)}
+	org := &organization{id: s.newID("org_"), name: name, members: make(map[string]Role)}
 	s.orgs[org.id] = org
 	return org.id
 }
@@ -150,7 +150,7 @@ func (s *Server) AddUser(email, defaultOrgID string) string {
 }
 
 func (s *Server) addUserLocked(email, defaultOrgID string) string {
-	u := &user{id: newID("user_"), email: email, defaultOrg: defaultOrgID}
+	u := &user{id: s.newID("user_"), email: email, defaultOrg: defaultOrgID}
 	s.users[u.id] = u
 	return u.id
 }
@@ -299,7 +299,7 @@ func (s *Server) storeKeyLocked(orgID, name, secret string, createdAt time.Time)
 	}
 	s.keySeq++
 	k := &apiKey{
-		id:        newID("key_"),
+		id:        s.newID("key_"),
 		orgID:     orgID,
 		name:      name,
 		hash:      sha256.Sum256([]byte(secret)),

@@ -18,6 +18,7 @@ package emulator
 
 import (
 	"crypto/rand"
+	"io"
 	mathrand "math/rand/v2"
 	"net/http"
 	"strings"
@@ -50,9 +51,16 @@ type Options struct {
 
 	// Rand, when set, decides which requests suffer an injected fault, making
 	// fault sequences reproducible. The Server serializes its use, so it must
-	// not be used elsewhere meanwhile. Secrets and identifiers always come
-	// from crypto/rand regardless.
+	// not be used elsewhere meanwhile. Secrets and identifiers come from
+	// Entropy.
 	Rand *mathrand.Rand
+
+	// Entropy, when set, is read instead of crypto/rand for identifiers,
+	// secrets and the default signing key, so that a seeded source makes a
+	// whole history of keys reproducible (the deterministic simulation
+	// replays a seed byte for byte). The Server serializes its reads. Leave
+	// it nil outside tests: secrets are then unpredictable.
+	Entropy io.Reader
 
 	// AdminToken enables the administrative HTTP API under /_emulator/ when
 	// non-empty; requests to it must carry this value in the X-Emulator-Admin
@@ -71,6 +79,11 @@ type Server struct {
 	// safe for concurrent use on its own.
 	randMu sync.Mutex
 	rng    *mathrand.Rand
+
+	// entropyMu serializes reads of entropy, which a seeded source need
+	// not support concurrently.
+	entropyMu sync.Mutex
+	entropy   io.Reader
 
 	holds holdGate
 
@@ -92,6 +105,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		adminToken: opts.AdminToken,
 		rng:        opts.Rand,
+		entropy:    opts.Entropy,
 		faults:     opts.Faults,
 		orgs:       make(map[string]*organization),
 		users:      make(map[string]*user),
@@ -107,7 +121,7 @@ func New(opts Options) *Server {
 		s.signingKey = append([]byte(nil), opts.SigningKey...)
 	} else {
 		s.signingKey = make([]byte, 32)
-		_, _ = rand.Read(s.signingKey) // never fails, see crypto/rand.Read
+		s.randomBytes(s.signingKey)
 	}
 	return s
 }
@@ -183,6 +197,20 @@ func (s *Server) randIntN(n int) int {
 	s.randMu.Lock()
 	defer s.randMu.Unlock()
 	return s.rng.IntN(n)
+}
+
+// randomBytes fills b from the Entropy option, or from crypto/rand.
+func (s *Server) randomBytes(b []byte) {
+	if s.entropy == nil {
+		_, _ = rand.Read(b) // never fails, see crypto/rand.Read
+		return
+	}
+	s.entropyMu.Lock()
+	defer s.entropyMu.Unlock()
+	if _, err := io.ReadFull(s.entropy, b); err != nil {
+		// A test's source ran dry: a repeated id would corrupt the model.
+		panic("emulator: reading Entropy: " + err.Error())
+	}
 }
 
 // timestamp returns the current time as stored and reported: in UTC and

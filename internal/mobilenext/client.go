@@ -94,6 +94,10 @@ type Config struct {
 	// follow redirects, so that a misconfigured URL shows up as an error
 	// rather than as a silently rewritten request.
 	HTTPClient *http.Client
+	// WrapTransport, when set, wraps the transport of the HTTP client, so
+	// that callers can observe every request (metrics) without replacing
+	// the client's timeouts and redirect policy.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// Timeout bounds each request, from sending it to reading the whole
 	// answer; 30 seconds if zero.
 	Timeout time.Duration
@@ -162,6 +166,15 @@ func NewClient(cfg Config) (*Client, error) {
 	}
 	if c.hc == nil {
 		c.hc = sharedHTTPClient()
+	}
+	if cfg.WrapTransport != nil {
+		hc := *c.hc
+		rt := hc.Transport
+		if rt == nil {
+			rt = http.DefaultTransport
+		}
+		hc.Transport = cfg.WrapTransport(rt)
+		c.hc = &hc
 	}
 	if c.timeout == 0 {
 		c.timeout = defaultTimeout
