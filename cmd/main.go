@@ -115,8 +115,10 @@ func main() {
 	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", controller.DefaultMaxConcurrentReconciles,
 		"How many ApiKeys are reconciled at once. Each ApiKey is only ever handled by one worker, and the workers "+
 			"share each connection's listing and backoff.")
-	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 50, "Queries per second the manager may send to the Kubernetes API server.")
-	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 100, "Burst of requests the manager may send to the Kubernetes API server.")
+	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 50,
+		"Queries per second the manager may send to the Kubernetes API server.")
+	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 100,
+		"Burst of requests the manager may send to the Kubernetes API server.")
 	flag.DurationVar(&createWindow, "create-attempt-window", controller.DefaultCreateWindow,
 		"How long after a create was sent its key may still appear (a server can commit a create after the "+
 			"client gave up). An ApiKey deleted with such an unresolved create keeps its finalizer for this long, "+

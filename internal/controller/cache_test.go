@@ -25,7 +25,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
@@ -58,7 +57,7 @@ var _ = Describe("The manager's cache", func() {
 				Labels: map[string]string{iamv1alpha1.ManagedByLabel: iamv1alpha1.ManagedByValue},
 				OwnerReferences: []metav1.OwnerReference{{
 					APIVersion: "example.com/v1", Kind: "ApiKey", Name: "owned", UID: types.UID("impostor-uid"),
-					Controller: ptr.To(true),
+					Controller: new(true),
 				}},
 			},
 			Data: map[string][]byte{"blob": []byte("not the operator's")},
@@ -154,6 +153,6 @@ var _ = Describe("The manager's cache", func() {
 // apiKeyOwner is an owner reference to an object named "owner".
 func apiKeyOwner(apiVersion, kind string, controller bool) metav1.OwnerReference {
 	return metav1.OwnerReference{
-		APIVersion: apiVersion, Kind: kind, Name: "owner", UID: types.UID("uid"), Controller: ptr.To(controller),
+		APIVersion: apiVersion, Kind: kind, Name: "owner", UID: types.UID("uid"), Controller: new(controller),
 	}
 }

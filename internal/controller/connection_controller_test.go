@@ -162,7 +162,7 @@ var _ = Describe("Connection events", func() {
 	It("records state changes and warns once a day before the session token expires", func() {
 		t := newTenant() // its token expires in 24h, inside the 72h warning window
 		reasons := func() []string {
-			var r []string
+			r := make([]string, 0, 8)
 			for _, e := range connectionEvents(t, "api") {
 				r = append(r, e.Type+"/"+e.Reason)
 			}

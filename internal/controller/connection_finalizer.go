@@ -193,7 +193,7 @@ func (c *connectionChecker) setInUse(ctx context.Context, obj client.Object, wan
 func (c *connectionChecker) holdSecret(ctx context.Context, obj client.Object, status *iamv1alpha1.ConnectionStatus, secret types.NamespacedName) error {
 	i := heldIndex(status, secret)
 	if i < 0 || status.HeldCredentialsSecrets[i].Released {
-		err := c.patchHeld(ctx, obj, status, func() {
+		err := c.patchHeld(ctx, obj, func() {
 			if i < 0 {
 				status.HeldCredentialsSecrets = append(status.HeldCredentialsSecrets, iamv1alpha1.HeldSecret{Namespace: secret.Namespace, Name: secret.Name})
 			} else {
@@ -212,7 +212,7 @@ func (c *connectionChecker) holdSecret(ctx context.Context, obj client.Object, s
 // Secret, then drop the record. Each step can be repeated after a crash.
 func (c *connectionChecker) releaseSecret(ctx context.Context, key ConnectionKey, obj client.Object, status *iamv1alpha1.ConnectionStatus, secret types.NamespacedName) error {
 	if i := heldIndex(status, secret); i >= 0 && !status.HeldCredentialsSecrets[i].Released {
-		if err := c.patchHeld(ctx, obj, status, func() { status.HeldCredentialsSecrets[i].Released = true }); err != nil {
+		if err := c.patchHeld(ctx, obj, func() { status.HeldCredentialsSecrets[i].Released = true }); err != nil {
 			return err
 		}
 	}
@@ -226,7 +226,7 @@ func (c *connectionChecker) releaseSecret(ctx context.Context, key ConnectionKey
 		}
 	}
 	logf.FromContext(ctx).Info("released the credentials Secret", "connection", key.String(), "secret", secret.String(), "stillHeldBy", holder)
-	return c.patchHeld(ctx, obj, status, func() {
+	return c.patchHeld(ctx, obj, func() {
 		status.HeldCredentialsSecrets = slices.DeleteFunc(status.HeldCredentialsSecrets, func(h iamv1alpha1.HeldSecret) bool {
 			return h.Namespace == secret.Namespace && h.Name == secret.Name
 		})
@@ -279,7 +279,7 @@ func heldIndex(status *iamv1alpha1.ConnectionStatus, secret types.NamespacedName
 // subresource, at once: the order of these writes and of the Secret's
 // finalizer changes is what keeps a finalizer from being left behind. The
 // optimistic lock refuses a write based on a stale read.
-func (c *connectionChecker) patchHeld(ctx context.Context, obj client.Object, status *iamv1alpha1.ConnectionStatus, change func()) error {
+func (c *connectionChecker) patchHeld(ctx context.Context, obj client.Object, change func()) error {
 	orig := obj.DeepCopyObject().(client.Object)
 	change()
 	if err := c.Status().Patch(ctx, obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {

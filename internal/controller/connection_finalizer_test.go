@@ -108,7 +108,7 @@ var _ = Describe("Connection and credentials Secret protection", func() {
 		DeferCleanup(func() { serviceWrappers.Delete(t.url) })
 
 		names := []string{"one", "two", "three"}
-		var keys []client.Object
+		keys := make([]client.Object, 0, len(names))
 		for _, n := range names {
 			t.apiKey(n)
 		}

@@ -62,8 +62,9 @@ func (t *tenant) connectionTo(name, orgID, token string) {
 
 // keysIn lists the ids of the keys in one organization of the tenant's emulator.
 func (t *tenant) keysIn(orgID string) []string {
-	ids := []string{}
-	for _, k := range t.emu.Keys(orgID) {
+	keys := t.emu.Keys(orgID)
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
 		ids = append(ids, k.ID)
 	}
 	return ids

@@ -276,8 +276,8 @@ func (i *Inventory) admit() error {
 }
 
 func (i *Inventory) admitLocked() error {
-	if wait := i.notBefore.Sub(i.clock.Now()); wait > 0 {
-		return &heldBackError{wait: wait, cause: i.lastErr}
+	if d := i.notBefore.Sub(i.clock.Now()); d > 0 {
+		return &heldBackError{wait: d, cause: i.lastErr}
 	}
 	if i.failures > 0 {
 		if i.probing {
@@ -298,23 +298,23 @@ func (i *Inventory) record(err error) {
 // answer of the API but a 429 or a 5xx shows that it is there again.
 func (i *Inventory) recordLocked(err error) {
 	i.probing = false
-	var wait time.Duration
+	var hold time.Duration
 	switch mobilenext.Classify(err) {
 	case mobilenext.ClassThrottled:
 		i.failures++
-		wait = mobilenext.RetryAfter(err)
-		if wait <= 0 {
-			wait = backoffStep(i.failures)
+		hold = mobilenext.RetryAfter(err)
+		if hold <= 0 {
+			hold = backoffStep(i.failures)
 		}
 	case mobilenext.ClassTransient:
 		i.failures++
-		wait = backoffStep(i.failures)
+		hold = backoffStep(i.failures)
 	default:
 		i.failures, i.lastErr = 0, nil
 		return
 	}
 	i.lastErr = err
-	if until := i.clock.Now().Add(wait); until.After(i.notBefore) {
+	if until := i.clock.Now().Add(hold); until.After(i.notBefore) {
 		i.notBefore = until
 	}
 }
@@ -356,8 +356,7 @@ func (e *heldBackError) Error() string {
 
 // heldBack reports how long an error says to wait, if it is a heldBackError.
 func heldBack(err error) (time.Duration, bool) {
-	var h *heldBackError
-	if errors.As(err, &h) {
+	if h, ok := errors.AsType[*heldBackError](err); ok {
 		return h.wait, true
 	}
 	return 0, false

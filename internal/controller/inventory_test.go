@@ -179,7 +179,7 @@ func TestInventoryBacksOffExponentiallyAfter429WithoutRetryAfter(t *testing.T) {
 		},
 	}
 	inv := NewInventory(svc, time.Nanosecond, clock)
-	var waits []time.Duration
+	waits := make([]time.Duration, 0, 6)
 	for step := range 6 {
 		// Ten ApiKeys and a finalizer ask at every step.
 		for range 10 {

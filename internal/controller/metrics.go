@@ -31,6 +31,13 @@ import (
 	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
 
+// Label names shared by several metrics.
+const (
+	labelConnection = "connection"
+	labelName       = "name"
+	labelNamespace  = "namespace"
+)
+
 // Metrics of the operator. Labels name connections and ApiKeys, operations
 // and status codes: never a key id, a remote name, a secret or a token, and
 // their number follows the operator's own objects.
@@ -38,12 +45,12 @@ var (
 	apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "apikey_operator_api_requests_total",
 		Help: "Requests to the Mobile Next API by connection, method (GET lists, POST creates, DELETE deletes) and HTTP status code.",
-	}, []string{"connection", "method", "code"})
+	}, []string{labelConnection, "method", "code"})
 	apiRequestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "apikey_operator_api_request_duration_seconds",
 		Help:    "Duration of requests to the Mobile Next API by connection and method.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
-	}, []string{"connection", "method"})
+	}, []string{labelConnection, "method"})
 	buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "apikey_operator_build_info",
 		Help: "Always 1; the labels say which build of the operator runs.",
@@ -59,8 +66,8 @@ func init() {
 // connection, with client_golang's round-tripper instrumentation. Requests
 // that get no answer at all are not counted by it; the failed reconcile is.
 func instrumentTransport(connection string) func(http.RoundTripper) http.RoundTripper {
-	counter := apiRequests.MustCurryWith(prometheus.Labels{"connection": connection})
-	duration := apiRequestDuration.MustCurryWith(prometheus.Labels{"connection": connection})
+	counter := apiRequests.MustCurryWith(prometheus.Labels{labelConnection: connection})
+	duration := apiRequestDuration.MustCurryWith(prometheus.Labels{labelConnection: connection})
 	return func(next http.RoundTripper) http.RoundTripper {
 		return promhttp.InstrumentRoundTripperCounter(counter, promhttp.InstrumentRoundTripperDuration(duration, next))
 	}
@@ -69,17 +76,17 @@ func instrumentTransport(connection string) func(http.RoundTripper) http.RoundTr
 // Descriptions of the metrics the state collector computes at scrape time.
 var (
 	connectionReadyDesc = prometheus.NewDesc("apikey_operator_connection_ready",
-		"1 when the connection is Ready, else 0.", []string{"kind", "namespace", "name", "reason"}, nil)
+		"1 when the connection is Ready, else 0.", []string{"kind", labelNamespace, labelName, "reason"}, nil)
 	credentialsExpiryDesc = prometheus.NewDesc("apikey_operator_credentials_expiry_timestamp_seconds",
-		"When the connection's session token expires (its exp claim), as a Unix timestamp.", []string{"kind", "namespace", "name"}, nil)
+		"When the connection's session token expires (its exp claim), as a Unix timestamp.", []string{"kind", labelNamespace, labelName}, nil)
 	apiKeyConditionDesc = prometheus.NewDesc("apikey_operator_apikey_status_condition",
-		"1 for the current status of each condition (Ready, Synced) of an ApiKey, with its reason.", []string{"namespace", "name", "type", "status", "reason"}, nil)
+		"1 for the current status of each condition (Ready, Synced) of an ApiKey, with its reason.", []string{labelNamespace, labelName, "type", "status", "reason"}, nil)
 	nextRotationDesc = prometheus.NewDesc("apikey_operator_apikey_next_rotation_timestamp_seconds",
-		"When the ApiKey's schedule rotates its key next, as a Unix timestamp.", []string{"namespace", "name"}, nil)
+		"When the ApiKey's schedule rotates its key next, as a Unix timestamp.", []string{labelNamespace, labelName}, nil)
 	previousKeysDesc = prometheus.NewDesc("apikey_operator_apikey_previous_keys",
-		"Replaced keys of the ApiKey still awaiting retirement.", []string{"namespace", "name"}, nil)
+		"Replaced keys of the ApiKey still awaiting retirement.", []string{labelNamespace, labelName}, nil)
 	unresolvedAttemptsDesc = prometheus.NewDesc("apikey_operator_apikey_unresolved_attempts",
-		"Create attempts of the ApiKey whose key may still appear (pending or unresolved).", []string{"namespace", "name"}, nil)
+		"Create attempts of the ApiKey whose key may still appear (pending or unresolved).", []string{labelNamespace, labelName}, nil)
 )
 
 // stateCollector reports the state of connections and ApiKeys from the
