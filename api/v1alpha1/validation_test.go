@@ -1081,7 +1081,7 @@ var sampleChecks = map[string]func(t *testing.T, obj client.Object){
 		if k.Spec.DeletionPolicy != iamv1alpha1.DeletionPolicyDelete {
 			t.Errorf("deletionPolicy = %q; want the default Delete", k.Spec.DeletionPolicy)
 		}
-		wantRotation := rotationDurations{Every: "720h0m0s", GracePeriod: "10m0s", RetireWhenUnusedFor: "2m0s"}
+		wantRotation := rotationDurations{Every: "720h0m0s", GracePeriod: "1h0m0s", RetireWhenUnusedFor: "20m0s"}
 		if got := durationsOf(k.Spec.Rotation); got != wantRotation {
 			t.Errorf("rotation = %+v; want %+v", got, wantRotation)
 		}
