@@ -280,8 +280,9 @@ func (a *api) createKey(t *testing.T, name string) *mobilenext.CreatedKey {
 
 // remoteIDs lists the ids of the organization's keys.
 func (a *api) remoteIDs() []string {
-	var ids []string
-	for _, k := range a.emu.Keys(a.org) {
+	keys := a.emu.Keys(a.org)
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
 		ids = append(ids, k.ID)
 	}
 	return ids
@@ -303,12 +304,13 @@ func (a *api) tokenFor(t *testing.T, email string, role emulator.Role) string {
 	return token
 }
 
-// credentials creates a Secret holding a session token.
-func credentials(t *testing.T, ns, name, key, token string) {
+// credentials creates a Secret holding a session token under the default
+// key, the one a credentialsSecretRef without a key reads.
+func credentials(t *testing.T, ns, name, token string) {
 	t.Helper()
 	create(t, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Data:       map[string][]byte{key: []byte(token)},
+		Data:       map[string][]byte{defaultCredentialsKey: []byte(token)},
 	})
 }
 
@@ -327,7 +329,7 @@ func (a *api) connection(t *testing.T, ns, name string) {
 }
 
 // apiKey creates an ApiKey and, if status is given, writes it.
-func apiKey(t *testing.T, ns, name string, status *iamv1alpha1.ApiKeyStatus) *iamv1alpha1.ApiKey {
+func apiKey(t *testing.T, ns, name string, status *iamv1alpha1.ApiKeyStatus) {
 	t.Helper()
 	k := &iamv1alpha1.ApiKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	create(t, k)
@@ -335,7 +337,6 @@ func apiKey(t *testing.T, ns, name string, status *iamv1alpha1.ApiKeyStatus) *ia
 		k.Status = *status
 		setStatus(t, k)
 	}
-	return k
 }
 
 // lines returns the lines of s that contain every one of the words.

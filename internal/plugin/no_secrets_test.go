@@ -33,7 +33,7 @@ import (
 func TestNoCommandPrintsATokenOrAKeySecret(t *testing.T) {
 	a := newAPI(t)
 	ns := newNamespace(t)
-	credentials(t, ns, "credentials", "token", a.token)
+	credentials(t, ns, "credentials", a.token)
 	a.connection(t, ns, "api")
 	current := a.createKey(t, ns+"/ci [k8s-0a0a0a0a]")
 	orphan := a.createKey(t, ns+"/gone [k8s-0b0b0b0b]")
@@ -49,7 +49,7 @@ func TestNoCommandPrintsATokenOrAKeySecret(t *testing.T) {
 			CredentialsSecretRef: iamv1alpha1.SecretKeyReference{Namespace: ns, Name: "credentials"},
 		}},
 	})
-	credentials(t, ns, "wrong", "token", current.Secret.Reveal())
+	credentials(t, ns, "wrong", current.Secret.Reveal())
 	connectionTo(t, ns, "wrong", iamv1alpha1.SecretKeyReference{Name: "wrong"})
 
 	var transcript strings.Builder

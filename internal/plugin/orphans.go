@@ -187,21 +187,17 @@ func (o *Options) orphans(ctx context.Context, name string, cluster, del, yes bo
 		return nil
 	}
 	p := &printer{w: o.IOStreams.Out}
-	var rows [][]string
+	rows := make([][]string, 0, len(orphans))
 	for _, k := range orphans {
 		rows = append(rows, keyRow(k))
 	}
-	p.table("", []string{"ID", "NAME", "SUFFIX", "CREATED", "LAST USED"}, rows)
+	p.table("", []string{"ID", columnName, columnSuffix, "CREATED", columnLastUsed}, rows)
 	if p.err != nil || !del {
 		return p.err
 	}
 
 	if !yes {
-		ok, err := o.confirm(fmt.Sprintf("Delete %s from %s? Workloads still using them will stop working. [y/N]: ", count(len(orphans), "orphaned key"), where))
-		if err != nil {
-			return err
-		}
-		if !ok {
+		if !o.confirm(fmt.Sprintf("Delete %s from %s? Workloads still using them will stop working. [y/N]: ", count(len(orphans), "orphaned key"), where)) {
 			return errors.New("deletion not confirmed: nothing was deleted")
 		}
 	}
@@ -296,19 +292,19 @@ func listReferences(ctx context.Context, c client.Client) (references, error) {
 
 // confirm asks a yes/no question on standard error and reads the answer
 // from standard input; anything but y or yes, or no answer, is a no.
-func (o *Options) confirm(question string) (bool, error) {
+func (o *Options) confirm(question string) bool {
 	_, _ = fmt.Fprint(o.IOStreams.ErrOut, question)
 	answer, err := bufio.NewReader(o.IOStreams.In).ReadString('\n')
 	if err != nil && answer == "" {
 		// No input at all (a closed stdin in a script) is not a yes.
 		_, _ = fmt.Fprintln(o.IOStreams.ErrOut)
-		return false, nil
+		return false
 	}
 	switch strings.ToLower(strings.TrimSpace(answer)) {
 	case "y", "yes":
-		return true, nil
+		return true
 	}
-	return false, nil
+	return false
 }
 
 func keyRow(k mobilenext.Key) []string {

@@ -99,7 +99,7 @@ func newOrphanWorld(t *testing.T) *orphanWorld {
 	t.Helper()
 	w := &orphanWorld{api: newAPI(t), ns: newNamespace(t)}
 	otherNS := newNamespace(t)
-	credentials(t, w.ns, "credentials", "token", w.api.token)
+	credentials(t, w.ns, "credentials", w.api.token)
 	w.api.connection(t, w.ns, "api")
 
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
@@ -311,7 +311,7 @@ func TestOrphansOfAClusterConnection(t *testing.T) {
 func TestOrphansWithAReadOnlyTokenReportsForbiddenAndKeepsTheKeys(t *testing.T) {
 	w := newOrphanWorld(t)
 	readOnly := w.api.tokenFor(t, "viewer@example.com", emulator.RoleReadOnly)
-	credentials(t, w.ns, "read-only", "token", readOnly)
+	credentials(t, w.ns, "read-only", readOnly)
 	create(t, &iamv1alpha1.Connection{
 		ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: "viewer"},
 		Spec: iamv1alpha1.ConnectionSpec{ConnectionParameters: iamv1alpha1.ConnectionParameters{
@@ -379,7 +379,7 @@ func TestOrphansRefusesAnApiKeyStoredAsTheToken(t *testing.T) {
 	a := newAPI(t)
 	ns := newNamespace(t)
 	k := a.createKey(t, "a key")
-	credentials(t, ns, "credentials", "token", k.Secret.Reveal())
+	credentials(t, ns, "credentials", k.Secret.Reveal())
 	a.connection(t, ns, "api")
 	a.emu.ResetStats()
 	r := run(t, "orphans", "api", "-n", ns)

@@ -40,6 +40,14 @@ import (
 // neverUsed is shown for a key whose lastUsedAt is not set.
 const neverUsed = "never"
 
+// Column headers that more than one table of status and orphans shows.
+const (
+	columnNamespace = "NAMESPACE"
+	columnName      = "NAME"
+	columnSuffix    = "SUFFIX"
+	columnLastUsed  = "LAST USED"
+)
+
 func newStatusCommand(o *Options) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
@@ -127,14 +135,14 @@ func writeStatus(out io.Writer, d statusData, now time.Time) error {
 	if d.forbidden != "" {
 		p.line("  (" + d.forbidden + ")")
 	}
-	var connRows [][]string
+	connRows := make([][]string, 0, len(d.clusterConnections)+len(d.connections))
 	for _, cc := range sortedBy(d.clusterConnections, func(c iamv1alpha1.ClusterConnection) string { return c.Name }) {
 		connRows = append(connRows, connectionRow(iamv1alpha1.ClusterConnectionKind, "", cc.Name, cc.Spec.ConnectionParameters, cc.Status, now))
 	}
 	for _, c := range sortedBy(d.connections, func(c iamv1alpha1.Connection) string { return c.Namespace + "/" + c.Name }) {
 		connRows = append(connRows, connectionRow(iamv1alpha1.ConnectionKind, c.Namespace, c.Name, c.Spec.ConnectionParameters, c.Status, now))
 	}
-	p.table("No connections.", []string{"KIND", "NAMESPACE", "NAME", "READY", "REASON", "ORGANIZATION", "CREDENTIALS EXPIRE", "MESSAGE"}, connRows)
+	p.table("No connections.", []string{"KIND", columnNamespace, columnName, "READY", "REASON", "ORGANIZATION", "CREDENTIALS EXPIRE", "MESSAGE"}, connRows)
 
 	p.line("")
 	p.line("API KEYS")
@@ -150,13 +158,12 @@ func writeStatus(out io.Writer, d statusData, now time.Time) error {
 	for _, g := range sortedGroups(groups) {
 		p.line(fmt.Sprintf("  Ready=%s %s (%d)", g.status, g.reason, len(groups[g])))
 		p.indent = "    "
-		p.table("", []string{"NAMESPACE", "NAME", "CONNECTION", "SYNCED", "SUFFIX", "SECRET", "LAST USED", "MESSAGE"}, groups[g])
+		p.table("", []string{columnNamespace, columnName, "CONNECTION", "SYNCED", columnSuffix, "SECRET", columnLastUsed, "MESSAGE"}, groups[g])
 		p.indent = ""
 	}
 
 	p.line("")
 	p.line("KEYS AWAITING RETIREMENT")
-	var prevRows [][]string
 	type prev struct {
 		key iamv1alpha1.ApiKey
 		pk  iamv1alpha1.PreviousKey
@@ -168,6 +175,7 @@ func writeStatus(out io.Writer, d statusData, now time.Time) error {
 		}
 	}
 	slices.SortStableFunc(prevs, func(a, b prev) int { return a.pk.DeleteAfter.Compare(b.pk.DeleteAfter.Time) })
+	prevRows := make([][]string, 0, len(prevs))
 	for _, pv := range prevs {
 		prevRows = append(prevRows, []string{
 			pv.key.Namespace, pv.key.Name, pv.pk.KeyID, orDash(pv.pk.APIKeySuffix),
@@ -175,7 +183,7 @@ func writeStatus(out io.Writer, d statusData, now time.Time) error {
 			timeOr(pv.pk.LastUsedAt, now, neverUsed), location(pv.pk.Location),
 		})
 	}
-	p.table("  None.", []string{"NAMESPACE", "APIKEY", "KEY ID", "SUFFIX", "REPLACED", "DELETE AFTER", "LAST USED", "LOCATION"}, prevRows)
+	p.table("  None.", []string{columnNamespace, "APIKEY", "KEY ID", columnSuffix, "REPLACED", "DELETE AFTER", columnLastUsed, "LOCATION"}, prevRows)
 
 	p.line("")
 	p.line("CREATE ATTEMPTS (in flight or unresolved)")
@@ -194,7 +202,7 @@ func writeStatus(out io.Writer, d statusData, now time.Time) error {
 			})
 		}
 	}
-	p.table("  None.", []string{"NAMESPACE", "APIKEY", "ATTEMPT", "STATE", "WHEN", "LOCATION"}, attemptRows)
+	p.table("  None.", []string{columnNamespace, "APIKEY", "ATTEMPT", "STATE", "WHEN", "LOCATION"}, attemptRows)
 	return p.err
 }
 

@@ -101,7 +101,7 @@ func TestTokenSetCreatesTheCredentialsSecretOfAConnection(t *testing.T) {
 }
 
 func keysOf(m map[string]string) []string {
-	var out []string
+	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
