@@ -84,6 +84,15 @@ test-e2e: build build-emulator ## Run the process-level tests: manager and emula
 	KUBEBUILDER_ASSETS="$$assets" MANAGER_BIN="$(LOCALBIN)/manager" EMULATOR_BIN="$(LOCALBIN)/mobilenext-emulator" \
 	go test -tags=e2e ./test/e2e/ -count=1 -v -timeout 20m $(GOTESTFLAGS)
 
+# The deterministic simulation (test/sim) also runs in `make test`, with the CI
+# budget of seeds. `make sim SEEDS=100000` is the long run; `make sim SEED=<n>`
+# replays one seed and prints its whole trace.
+SEEDS ?=
+SEED ?=
+.PHONY: sim
+sim: ## Run the deterministic simulation of the key protocol: SEEDS=<n> seeds, or replay SEED=<n>.
+	go test ./test/sim/ -run '^TestSimulation$$' -count=1 -v -timeout 0 -args $(if $(SEED),-sim.seed=$(SEED)) $(if $(SEEDS),-sim.seeds=$(SEEDS))
+
 .PHONY: bench
 bench: ## Run the benchmarks and print their figures.
 	@assets="$$(hack/controlplane.sh)" && \

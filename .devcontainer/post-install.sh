@@ -2,7 +2,7 @@
 set -euo pipefail
 
 echo "===================================="
-echo "Kubebuilder DevContainer Setup"
+echo "apikey-operator DevContainer Setup"
 echo "===================================="
 
 # Verify running as root (required for installing to /usr/local/bin and /etc)
@@ -46,23 +46,6 @@ echo ""
 echo "------------------------------------"
 echo "Installing development tools..."
 echo "------------------------------------"
-
-# Install kind
-if ! command -v kind &> /dev/null; then
-  echo "Installing kind..."
-  curl -Lo /usr/local/bin/kind "https://kind.sigs.k8s.io/dl/latest/kind-linux-${ARCH}"
-  chmod +x /usr/local/bin/kind
-  echo "kind installed successfully"
-fi
-
-# Generate kind bash completion
-if command -v kind &> /dev/null; then
-  if kind completion bash > "${BASH_COMPLETIONS_DIR}/kind" 2>/dev/null; then
-    echo "kind completion installed"
-  else
-    echo "WARNING: Failed to generate kind completion"
-  fi
-fi
 
 # Install kubebuilder
 if ! command -v kubebuilder &> /dev/null; then
@@ -110,36 +93,8 @@ fi
 
 echo ""
 echo "------------------------------------"
-echo "Configuring Docker environment..."
-echo "------------------------------------"
-
-# Wait for Docker to be ready
-echo "Waiting for Docker to be ready..."
-for i in {1..30}; do
-  if docker info >/dev/null 2>&1; then
-    echo "Docker is ready"
-    break
-  fi
-  if [ "$i" -eq 30 ]; then
-    echo "WARNING: Docker not ready after 30s"
-  fi
-  sleep 1
-done
-
-# Create kind network (ignore if already exists)
-if ! docker network inspect kind >/dev/null 2>&1; then
-  if docker network create kind >/dev/null 2>&1; then
-    echo "Created kind network"
-  else
-    echo "WARNING: Failed to create kind network (may already exist)"
-  fi
-fi
-
-echo ""
-echo "------------------------------------"
 echo "Verifying installations..."
 echo "------------------------------------"
-kind version
 kubebuilder version
 kubectl version --client
 docker --version
@@ -149,5 +104,4 @@ echo ""
 echo "===================================="
 echo "DevContainer ready!"
 echo "===================================="
-echo "All development tools installed successfully."
-echo "You can now start building Kubernetes operators."
+echo "make test builds the control plane and helm it runs on (cached in ~/.cache/apikey-operator)."

@@ -301,6 +301,11 @@ type UnresolvedAttempt struct {
 	// location is where a key of the attempt would appear.
 	// +optional
 	Location *KeyLocation `json:"location,omitempty"`
+	// missingSince is when a listing that started after watchUntil first
+	// did not show a key of the attempt; like a current key, the attempt is
+	// forgotten only when a second listing, well after it, confirms.
+	// +optional
+	MissingSince *metav1.Time `json:"missingSince,omitempty"`
 }
 
 // ApiKeyStatus is the observed state of an ApiKey.

@@ -64,10 +64,6 @@ type ApiKeyOptions struct {
 	MaxConcurrentReconciles int
 	// Clock tells the time; the real clock by default.
 	Clock clock.PassiveClock
-	// BeforeSecretWrite, when set, runs between a successful create and the
-	// Secret write. Tests use it to stop a reconcile at the worst moment, as
-	// a crash would: an error aborts the reconcile there and then.
-	BeforeSecretWrite func(ctx context.Context, key *iamv1alpha1.ApiKey) error
 }
 
 // ApiKeyReconciler keeps a remote key and its Secret in line with an ApiKey.
@@ -97,7 +93,10 @@ func (r *ApiKeyReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("apikey", req.String()))
-	rc := &reconcileContext{r: r, key: key, baseline: key.Status.DeepCopy(), readyBefore: readyReason(key), now: r.now()}
+	// Status stores times to the second: a time kept finer would never
+	// compare equal to what was stored, and every reconcile would write.
+	now := r.now().Truncate(time.Second)
+	rc := &reconcileContext{r: r, key: key, baseline: key.Status.DeepCopy(), readyBefore: readyReason(key), now: now}
 	defer func() {
 		if serr := rc.commitStatus(ctx); serr != nil && err == nil {
 			if apierrors.IsConflict(serr) {
@@ -121,7 +120,7 @@ func (r *ApiKeyReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		key.Status = *status
 	}
 	if key.Annotations[iamv1alpha1.PausedAnnotation] == "true" {
-		setReady(key, false, iamv1alpha1.ReasonPaused, "paused by the "+iamv1alpha1.PausedAnnotation+" annotation: no remote calls are made until it is removed")
+		rc.setReady(false, iamv1alpha1.ReasonPaused, "paused by the "+iamv1alpha1.PausedAnnotation+" annotation: no remote calls are made until it is removed")
 		return reconcile.Result{}, nil
 	}
 	return rc.sync(ctx)
@@ -205,7 +204,7 @@ func (rc *reconcileContext) event(eventType, reason, action, format string, args
 // fail sets Ready=False with a reason and records a warning event when the
 // reason is new, so a failure that persists is reported once, not per poll.
 func (rc *reconcileContext) fail(reason, message string) {
-	setReady(rc.key, false, reason, message)
+	rc.setReady(false, reason, message)
 	if rc.readyBefore != reason {
 		rc.event(corev1.EventTypeWarning, reason, "Reconcile", "%s", message)
 		rc.readyBefore = reason
@@ -340,6 +339,9 @@ func (rc *reconcileContext) act(ctx context.Context) (bool, reconcile.Result, er
 // retire restarts the workloads for a new key, then retires the previous
 // keys whose time has come.
 func (rc *reconcileContext) retire(ctx context.Context) (bool, reconcile.Result, error) {
+	if err := rc.sweepStaleSecrets(ctx); err != nil {
+		return true, reconcile.Result{}, err
+	}
 	rc.pendingRestarts = rc.restartTargets(ctx)
 	if err := rc.retirePreviousKeys(ctx, rc.pendingRestarts); err != nil {
 		res, err := rc.remoteError(ctx, opDelete, "delete a previous key", err)
@@ -358,10 +360,10 @@ func (rc *reconcileContext) ready() reconcile.Result {
 	if t := key.Status.KeyMissingSince; t != nil {
 		message += fmt.Sprintf("; the key was missing from a listing at %s and is checked again before it is replaced", t.UTC().Format(time.RFC3339))
 	}
-	setReady(key, true, iamv1alpha1.ReasonKeyReady, message)
+	rc.setReady(true, iamv1alpha1.ReasonKeyReady, message)
 	rc.readyBefore = iamv1alpha1.ReasonKeyReady
 	if !rc.unsynced {
-		setSynced(key, true, iamv1alpha1.ReasonReconcileSuccess, "the last reconcile reached the API without error")
+		rc.setSynced(true, iamv1alpha1.ReasonReconcileSuccess, "the last reconcile reached the API without error")
 	}
 	return reconcile.Result{RequeueAfter: rc.nextCheck()}
 }
@@ -369,7 +371,7 @@ func (rc *reconcileContext) ready() reconcile.Result {
 // notSynced sets Synced=False for this reconcile: something it could not
 // do, while the key itself may well be Ready.
 func (rc *reconcileContext) notSynced(reason, message string) {
-	setSynced(rc.key, false, reason, message)
+	rc.setSynced(false, reason, message)
 	rc.unsynced = true
 }
 
@@ -483,7 +485,7 @@ func (rc *reconcileContext) remoteError(ctx context.Context, op remoteOp, what s
 		refusedRetry = rc.deleteBackoff()
 	}
 	o := decideFailure(op, what, err, rc.conn.String(), heldFor, refusedRetry)
-	setSynced(key, false, o.syncedReason, o.message)
+	rc.setSynced(false, o.syncedReason, o.message)
 	if o.unauthorized {
 		rc.r.Connections.ReportUnauthorized(rc.conn, o.message)
 	}

@@ -36,6 +36,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
@@ -351,17 +352,33 @@ var _ = Describe("ApiKey", func() {
 		Expect(t.eventReasons("lossy")).To(ContainElement(EventUnclaimedDeleted))
 	})
 
-	It("ends with exactly one remote key after a crash between the create and the Secret write", func() {
+	It("ends with exactly one remote key when the Secret write and the cleanup after it both fail", func() {
 		t := newTenant()
+		// The Secret write fails, and so does the delete of the key nobody
+		// can read: only the recorded attempt is left, as after a crash.
 		var crashed atomic.Bool
-		hook := func(_ context.Context, k *iamv1alpha1.ApiKey) error {
-			if k.Namespace == t.ns && crashed.CompareAndSwap(false, true) {
-				return errors.New("simulated crash before the Secret write")
+		kubeFaults.Store(t.ns, interceptor.Funcs{
+			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+				if _, ok := obj.(*corev1.Secret); ok && crashed.CompareAndSwap(false, true) {
+					return apierrors.NewServiceUnavailable("etcd leader changed")
+				}
+				return c.Create(ctx, obj, opts...)
+			},
+		})
+		DeferCleanup(func() { kubeFaults.Delete(t.ns) })
+		var deleteFailed atomic.Bool
+		serviceWrappers.Store(t.url, func(svc KeyService) KeyService {
+			return KeyServiceFuncs{
+				List: svc.ListKeys, Create: svc.CreateKey,
+				Delete: func(ctx context.Context, id string) error {
+					if deleteFailed.CompareAndSwap(false, true) {
+						return errors.New("connection reset by peer")
+					}
+					return svc.DeleteKey(ctx, id)
+				},
 			}
-			return nil
-		}
-		beforeSecretWrite.Store(&hook)
-		DeferCleanup(func() { beforeSecretWrite.Store(nil) })
+		})
+		DeferCleanup(func() { serviceWrappers.Delete(t.url) })
 		t.apiKey("crashy")
 		k := t.waitReady("crashy")
 		Expect(crashed.Load()).To(BeTrue())

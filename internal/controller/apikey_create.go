@@ -191,11 +191,11 @@ func (rc *reconcileContext) replaceKey(ctx context.Context, trigger string, secr
 	key.Status.PendingCreate = attempt
 	switch {
 	case trigger == TriggerCreate:
-		setReady(key, false, iamv1alpha1.ReasonCreating, "creating the remote key")
+		rc.setReady(false, iamv1alpha1.ReasonCreating, "creating the remote key")
 	case isRepair(trigger):
-		setReady(key, false, iamv1alpha1.ReasonRotating, fmt.Sprintf("replacing key %s (%s)", key.Status.KeyID, trigger))
+		rc.setReady(false, iamv1alpha1.ReasonRotating, fmt.Sprintf("replacing key %s (%s)", key.Status.KeyID, trigger))
 	default:
-		setReady(key, true, iamv1alpha1.ReasonRotating, fmt.Sprintf("rotating key %s (%s)", key.Status.KeyID, trigger))
+		rc.setReady(true, iamv1alpha1.ReasonRotating, fmt.Sprintf("rotating key %s (%s)", key.Status.KeyID, trigger))
 	}
 	if err := rc.commitStatus(ctx); err != nil {
 		return fmt.Errorf("record create attempt: %w", err)
@@ -216,11 +216,6 @@ func (rc *reconcileContext) replaceKey(ctx context.Context, trigger string, secr
 	}
 	log.Info("created remote key", "keyId", created.ID, "name", created.Name, "trigger", trigger)
 
-	if hook := rc.r.Options.BeforeSecretWrite; hook != nil {
-		if err := hook(ctx, key); err != nil {
-			return err
-		}
-	}
 	if err := rc.r.writeSecret(ctx, key, attempt.SecretName, attempt.SecretKey, secret, created.ID, "", created.Secret); err != nil {
 		// The outcome of a failed write is not always clear (a timeout, a
 		// reset connection): read the Secret back before deciding.
@@ -427,8 +422,17 @@ func (rc *reconcileContext) resolveAttempts(ctx context.Context, here *Listing, 
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if resolved || (err == nil && !listedAt.Before(a.WatchUntil.Time)) {
+		if resolved {
 			continue
+		}
+		if err == nil && !listedAt.Before(a.WatchUntil.Time) {
+			// Past the window and not listed: forgotten only once a second
+			// listing confirms, as one incomplete answer proves nothing.
+			v := judgeMissing(false, listedAt, &a.WatchUntil, a.MissingSince, rc.confirmDelay())
+			if v.gone {
+				continue
+			}
+			a.MissingSince = v.missingSince
 		}
 		kept = append(kept, a)
 	}
@@ -447,8 +451,11 @@ func (rc *reconcileContext) resolveAttempt(ctx context.Context, a iamv1alpha1.Un
 	since := rc.now.Add(-maxAge)
 	if !rc.now.Before(a.WatchUntil.Time) {
 		// Forgetting the attempt needs a listing that started after no
-		// server could still commit it.
+		// server could still commit it, and a second one to confirm.
 		since = a.WatchUntil.Time
+		if a.MissingSince != nil {
+			since = a.MissingSince.Add(rc.confirmDelay())
+		}
 	}
 	var listing Listing
 	if here != nil && rc.livesHere(a.Location) && !here.StartedAt.Before(since) {

@@ -41,11 +41,11 @@ func (rc *reconcileContext) finalize(ctx context.Context) (reconcile.Result, err
 	}
 	orphan := key.Spec.DeletionPolicy == iamv1alpha1.DeletionPolicyOrphan
 	if !orphan && key.Annotations[iamv1alpha1.PausedAnnotation] == "true" {
-		setReady(key, false, iamv1alpha1.ReasonPaused, "paused: the remote keys are deleted once the "+iamv1alpha1.PausedAnnotation+" annotation is removed (or set spec.deletionPolicy: Orphan to leave them)")
+		rc.setReady(false, iamv1alpha1.ReasonPaused, "paused: the remote keys are deleted once the "+iamv1alpha1.PausedAnnotation+" annotation is removed (or set spec.deletionPolicy: Orphan to leave them)")
 		return reconcile.Result{}, nil
 	}
 	rc.resolveForDelete(ctx)
-	setReady(key, false, iamv1alpha1.ReasonDeleting, "deleting the remote keys")
+	rc.setReady(false, iamv1alpha1.ReasonDeleting, "deleting the remote keys")
 
 	if err := rc.deleteKeys(ctx, orphan); err != nil {
 		if orphan && !rc.attemptsMayStillLand() {
@@ -60,8 +60,8 @@ func (rc *reconcileContext) finalize(ctx context.Context) (reconcile.Result, err
 		for _, a := range key.Status.UnresolvedAttempts {
 			ids = append(ids, a.ID)
 		}
-		setReady(key, false, iamv1alpha1.ReasonDeleting, fmt.Sprintf("waiting until %s for create attempt(s) %s, which the API may still commit: any key they made is deleted as soon as it is listed", until.UTC().Format(time.RFC3339), strings.Join(ids, ", ")))
-		return reconcile.Result{RequeueAfter: min(until.Sub(rc.now)+100*time.Millisecond, rc.confirmDelay())}, nil
+		rc.setReady(false, iamv1alpha1.ReasonDeleting, fmt.Sprintf("waiting until %s for create attempt(s) %s, which the API may still commit: any key they made is deleted as soon as it is listed", until.UTC().Format(time.RFC3339), strings.Join(ids, ", ")))
+		return reconcile.Result{RequeueAfter: max(min(until.Sub(rc.now), rc.confirmDelay()), time.Second)}, nil
 	}
 	if orphan {
 		return reconcile.Result{}, rc.releaseOrphaned(ctx)
@@ -129,16 +129,21 @@ func (rc *reconcileContext) deleteHeldKeys(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// attemptsWindow is the latest end of the window of the unresolved create
-// attempts, if any is still open.
+// attemptsWindow is when the last unresolved create attempt can be
+// forgotten (its window passed and a confirming listing taken), and whether
+// any is still unresolved.
 func (rc *reconcileContext) attemptsWindow() (time.Time, bool) {
 	var until time.Time
 	for _, a := range rc.key.Status.UnresolvedAttempts {
-		if a.WatchUntil.After(until) {
-			until = a.WatchUntil.Time
+		end := a.WatchUntil.Time
+		if a.MissingSince != nil {
+			end = a.MissingSince.Add(rc.confirmDelay())
+		}
+		if end.After(until) {
+			until = end
 		}
 	}
-	return until, rc.now.Before(until)
+	return until, len(rc.key.Status.UnresolvedAttempts) > 0
 }
 
 // attemptsMayStillLand reports whether a create may still produce a key: an
@@ -147,8 +152,8 @@ func (rc *reconcileContext) attemptsMayStillLand() bool {
 	if a := rc.key.Status.PendingCreate; a != nil && rc.now.Before(a.StartedAt.Add(rc.r.createWindow())) {
 		return true
 	}
-	_, open := rc.attemptsWindow()
-	return open
+	until, _ := rc.attemptsWindow()
+	return rc.now.Before(until)
 }
 
 // finalizeError reports why a deletion cannot go on, and when it is tried
@@ -193,14 +198,26 @@ func (rc *reconcileContext) release(ctx context.Context) error {
 	return nil
 }
 
-// releaseOrphaned releases an ApiKey whose keys are left in place.
+// releaseOrphaned releases an ApiKey whose keys are left in place. Keys of
+// create attempts that could not be deleted (a read-only role, an
+// unreachable API) are named by their marker, so a person can find them.
 func (rc *reconcileContext) releaseOrphaned(ctx context.Context) error {
 	ids := remoteKeyIDs(rc.key)
+	var markers []string
+	if a := rc.key.Status.PendingCreate; a != nil {
+		markers = append(markers, attemptMarker(a.ID))
+	}
+	for _, a := range rc.key.Status.UnresolvedAttempts {
+		markers = append(markers, attemptMarker(a.ID))
+	}
 	if err := rc.release(ctx); err != nil {
 		return err
 	}
 	if len(ids) > 0 {
 		rc.event(corev1.EventTypeNormal, EventOrphaned, "Orphan", "deletionPolicy is Orphan: left key(s) %s in the organization", strings.Join(ids, ", "))
+	}
+	if len(markers) > 0 {
+		rc.event(corev1.EventTypeWarning, EventOrphaned, "Orphan", "keys of interrupted creates could not be deleted and may remain; their secret was never stored: delete the keys named with %s in the web UI, or with 'kubectl mobilenext orphans --delete'", strings.Join(markers, ", "))
 	}
 	return nil
 }

@@ -21,6 +21,8 @@ import (
 	"net/http"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
 	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
@@ -88,6 +90,12 @@ func decideFailure(op remoteOp, what string, err error, conn string, heldFor, re
 	failed := iamv1alpha1.ReasonRemoteError
 	if deleting {
 		failed = iamv1alpha1.ReasonDeleteFailed
+	}
+	if _, ok := errors.AsType[*apierrors.StatusError](err); ok {
+		// The Kubernetes API server refused a write (a terminating
+		// namespace, a quota, a webhook): this ApiKey's own backoff, which
+		// grows, so that a refusal that lasts never loops.
+		return outcome{readyReason: failed, syncedReason: iamv1alpha1.ReasonReconcileError, message: msg, retry: retryBackoff}
 	}
 	switch mobilenext.Classify(err) {
 	case mobilenext.ClassThrottled, mobilenext.ClassTransient:

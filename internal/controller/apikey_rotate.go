@@ -145,7 +145,7 @@ func judgeMissing(listed bool, listingStarted time.Time, recordedAt, missingSinc
 		return missingVerdict{missingSince: missingSince}
 	}
 	if missingSince == nil {
-		return missingVerdict{missingSince: &metav1.Time{Time: listingStarted}}
+		return missingVerdict{missingSince: &metav1.Time{Time: listingStarted.Truncate(time.Second)}}
 	}
 	if listingStarted.Sub(missingSince.Time) >= confirm {
 		return missingVerdict{missingSince: missingSince, gone: true}

@@ -224,3 +224,31 @@ func (r *ApiKeyReconciler) secretHoldsKey(ctx context.Context, key *iamv1alpha1.
 	}
 	return metav1.IsControlledBy(&s, key) && s.Annotations[iamv1alpha1.KeyIDAnnotation] == keyID && len(s.Data[dataKey]) > 0, nil
 }
+
+// sweepStaleSecrets deletes Secrets this ApiKey controls under a name it no
+// longer uses. A move or rotation deletes the old Secret after recording
+// the new one; if it was interrupted between the two, nothing else would
+// remember the old name, and the previous key's retirement would then
+// break a Secret that still serves it. Run before any retirement.
+func (rc *reconcileContext) sweepStaleSecrets(ctx context.Context) error {
+	key := rc.key
+	var list corev1.SecretList
+	if err := rc.r.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingLabels{iamv1alpha1.ApiKeyLabel: key.Name}); err != nil {
+		return fmt.Errorf("list the Secrets of ApiKey %s: %w", key.Name, err)
+	}
+	keep := map[string]bool{key.Status.SecretName: true, desiredSecretName(key): true}
+	if a := key.Status.PendingCreate; a != nil {
+		keep[a.SecretName] = true
+	}
+	for i := range list.Items {
+		s := &list.Items[i]
+		if keep[s.Name] || !metav1.IsControlledBy(s, key) {
+			continue
+		}
+		if err := rc.r.deleteManagedSecret(ctx, key, s.Name); err != nil {
+			return err
+		}
+		rc.event(corev1.EventTypeNormal, EventSecretMoved, "DeleteSecret", "deleted Secret %s: this ApiKey now writes its key to Secret %s", s.Name, key.Status.SecretName)
+	}
+	return nil
+}

@@ -184,7 +184,7 @@ func (c *connectionChecker) check(ctx context.Context, key ConnectionKey, genera
 		}
 		return requeue, nil
 	}
-	checked := metav1.Time{Time: listing.StartedAt}
+	checked := metav1.Time{Time: listing.StartedAt.Truncate(time.Second)}
 	status.LastCheckedTime = &checked
 	org := params.OrganizationID
 	if org == "" {

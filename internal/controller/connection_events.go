@@ -64,7 +64,7 @@ func (c *connectionChecker) recordTransitions(obj client.Object, before, after *
 	if w := after.ExpiryWarningTime; w != nil && clockNow.Sub(w.Time) < expiryWarningRepeat {
 		return
 	}
-	after.ExpiryWarningTime = &metav1.Time{Time: clockNow}
+	after.ExpiryWarningTime = &metav1.Time{Time: clockNow.Truncate(time.Second)}
 	c.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, EventCredentialsExpiring, "Check",
 		"the session token expires at %s (in %s): run 'mobilecli auth login' and store a new 'mobilecli auth token' in the credentials Secret",
 		exp.UTC().Format(time.RFC3339), exp.Sub(clockNow).Round(time.Minute))

@@ -17,7 +17,6 @@ package controller
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"time"
 
@@ -66,8 +65,6 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// Clock tells the time; the real clock by default.
 	Clock clock.PassiveClock
-	// BeforeSecretWrite is a test hook; see ApiKeyOptions.
-	BeforeSecretWrite func(ctx context.Context, key *iamv1alpha1.ApiKey) error
 }
 
 // ManagedSecretSelector selects the Secrets the operator writes.
@@ -159,7 +156,6 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 			CreateWindow:            opts.CreateWindow,
 			MaxConcurrentReconciles: cmp.Or(opts.MaxConcurrentReconciles, DefaultMaxConcurrentReconciles),
 			Clock:                   opts.Clock,
-			BeforeSecretWrite:       opts.BeforeSecretWrite,
 		},
 	}
 	if err := apiKeys.SetupWithManager(mgr); err != nil {

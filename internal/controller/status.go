@@ -16,6 +16,8 @@ limitations under the License.
 package controller
 
 import (
+	"time"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -37,23 +39,26 @@ const (
 	EventRestartTargetMiss = "RestartTargetMissing"
 )
 
-// setReady sets the Ready condition of an ApiKey.
-func setReady(key *iamv1alpha1.ApiKey, ok bool, reason, message string) {
-	setKeyCondition(key, iamv1alpha1.ConditionReady, ok, reason, message)
+// setReady sets the Ready condition of the ApiKey.
+func (rc *reconcileContext) setReady(ok bool, reason, message string) {
+	setKeyCondition(rc.key, iamv1alpha1.ConditionReady, ok, reason, message, rc.now)
 }
 
-// setSynced sets the Synced condition of an ApiKey.
-func setSynced(key *iamv1alpha1.ApiKey, ok bool, reason, message string) {
-	setKeyCondition(key, iamv1alpha1.ConditionSynced, ok, reason, message)
+// setSynced sets the Synced condition of the ApiKey.
+func (rc *reconcileContext) setSynced(ok bool, reason, message string) {
+	setKeyCondition(rc.key, iamv1alpha1.ConditionSynced, ok, reason, message, rc.now)
 }
 
-func setKeyCondition(key *iamv1alpha1.ApiKey, condType string, ok bool, reason, message string) {
+// setKeyCondition sets a condition, its transition time from the
+// reconciler's clock: the same clock its backoffs are measured with.
+func setKeyCondition(key *iamv1alpha1.ApiKey, condType string, ok bool, reason, message string, now time.Time) {
 	s := metav1.ConditionFalse
 	if ok {
 		s = metav1.ConditionTrue
 	}
 	meta.SetStatusCondition(&key.Status.Conditions, metav1.Condition{
 		Type: condType, Status: s, Reason: reason, Message: message, ObservedGeneration: key.Generation,
+		LastTransitionTime: metav1.NewTime(now),
 	})
 }
 

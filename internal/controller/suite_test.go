@@ -77,10 +77,6 @@ var (
 	// value or token ever reaches a log line.
 	managerLogs syncBuffer
 
-	// beforeSecretWrite lets a test stop a reconcile between the POST and
-	// the Secret write, as a crash there would.
-	beforeSecretWrite atomic.Pointer[func(context.Context, *iamv1alpha1.ApiKey) error]
-
 	// secretsSeen collects every key value and token the tests handled.
 	secretsSeen sync.Map
 
@@ -217,12 +213,6 @@ var _ = BeforeSuite(func() {
 				return nil, err
 			}
 			return interceptable{url: cfg.URL, next: svc}, nil
-		},
-		BeforeSecretWrite: func(ctx context.Context, key *iamv1alpha1.ApiKey) error {
-			if hook := beforeSecretWrite.Load(); hook != nil {
-				return (*hook)(ctx, key)
-			}
-			return nil
 		},
 	})).To(Succeed())
 	managerCache = mgr.GetCache()

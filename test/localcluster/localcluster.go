@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -43,6 +44,15 @@ type Options struct {
 	Dir string
 	// ControllerManager also starts kube-controller-manager.
 	ControllerManager bool
+	// ExtraControllers are kube-controller-manager controllers to run besides
+	// the garbage collector and the namespace controller, such as
+	// "clusterrole-aggregation-controller" (which fills the built-in admin,
+	// edit and view ClusterRoles). Only with ControllerManager.
+	ExtraControllers []string
+	// AdmissionPlugins are enabled in kube-apiserver besides its defaults,
+	// such as "OwnerReferencesPermissionEnforcement", which some distributions
+	// enable and which makes setting blockOwnerDeletion need RBAC.
+	AdmissionPlugins []string
 }
 
 // Cluster is a running control plane.
@@ -73,6 +83,9 @@ func Start(opts Options) (*Cluster, error) {
 	env := &envtest.Environment{BinaryAssetsDirectory: opts.AssetsDir, ErrorIfCRDPathMissing: true}
 	if opts.CRDDirectory != "" {
 		env.CRDDirectoryPaths = []string{opts.CRDDirectory}
+	}
+	if len(opts.AdmissionPlugins) > 0 {
+		env.ControlPlane.GetAPIServer().Configure().Append("enable-admission-plugins", opts.AdmissionPlugins...)
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -118,7 +131,8 @@ func (c *Cluster) startControllerManager(opts Options) error {
 		"--kubeconfig="+c.Kubeconfig,
 		"--authentication-kubeconfig="+c.Kubeconfig,
 		"--authorization-kubeconfig="+c.Kubeconfig,
-		"--controllers=garbage-collector-controller,namespace-controller",
+		"--controllers="+strings.Join(append([]string{"garbage-collector-controller", "namespace-controller"},
+			opts.ExtraControllers...), ","),
 		"--leader-elect=false",
 		"--bind-address=127.0.0.1",
 		"--secure-port=0",
