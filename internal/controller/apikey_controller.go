@@ -314,6 +314,12 @@ func (rc *reconcileContext) act(ctx context.Context) (bool, reconcile.Result, er
 	if err != nil {
 		return true, reconcile.Result{}, err
 	}
+	if trigger != "" && rc.namespaceTerminating(ctx) {
+		// The namespace controller deletes the Secret before the ApiKey;
+		// a new key would only be refused its Secret, and deleted again.
+		rc.notSynced(iamv1alpha1.ReasonDeleting, fmt.Sprintf("namespace %s is being deleted: no new key is made (%s); the ApiKey's deletion follows", key.Namespace, trigger))
+		return true, reconcile.Result{RequeueAfter: rc.r.syncPeriod()}, nil
+	}
 	if trigger != "" && !rc.roomForPreviousKey(ctx, trigger) {
 		trigger = ""
 	}

@@ -453,7 +453,7 @@ func (rc *reconcileContext) resolveAttempt(ctx context.Context, a iamv1alpha1.Un
 		// Forgetting the attempt needs a listing that started after no
 		// server could still commit it, and a second one to confirm.
 		since = a.WatchUntil.Time
-		if a.MissingSince != nil {
+		if a.MissingSince != nil && !rc.now.Before(a.MissingSince.Add(rc.confirmDelay())) {
 			since = a.MissingSince.Add(rc.confirmDelay())
 		}
 	}

@@ -115,3 +115,12 @@ func (rc *reconcileContext) allowedConnections(ctx context.Context) []Connection
 	rc.candidates = out
 	return out
 }
+
+// namespaceTerminating reports whether the ApiKey's namespace is being deleted.
+func (rc *reconcileContext) namespaceTerminating(ctx context.Context) bool {
+	var ns corev1.Namespace
+	if err := rc.r.Get(ctx, types.NamespacedName{Name: rc.key.Namespace}, &ns); err != nil {
+		return false
+	}
+	return !ns.DeletionTimestamp.IsZero()
+}

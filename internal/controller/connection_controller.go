@@ -92,21 +92,37 @@ type connectionChecker struct {
 	Recorder recorder.EventRecorder
 }
 
-// check computes the state of a connection and fills its status.
+// check computes the state of a connection and fills its status, in two
+// phases: read the credentials, then verify them with the shared listing.
 func (c *connectionChecker) check(ctx context.Context, key ConnectionKey, generation int64, params iamv1alpha1.ConnectionParameters, secretNamespace string, status *iamv1alpha1.ConnectionStatus) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
 	opts := c.Options.withDefaults()
 	now := opts.Clock.Now()
 	status.ObservedGeneration = generation
 	requeue := ctrl.Result{RequeueAfter: opts.CredentialsPollInterval}
 
-	notReady := func(reason, message string) (ctrl.Result, error) {
-		setCondition(status, generation, iamv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
-		prev, _ := c.Connections.Get(key)
-		c.Connections.set(key, ConnectionState{Reason: reason, Message: message, Inventory: prev.Inventory, Location: prev.Location, cfg: prev.cfg, fingerprint: prev.fingerprint})
+	token, problem, err := c.readCredentials(ctx, params, secretNamespace, now, status)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if problem != nil {
+		c.notReady(key, generation, status, problem.reason, problem.message)
 		return requeue, nil
 	}
+	if until := status.CredentialsExpireAt.Sub(now); until < requeue.RequeueAfter {
+		// Checked again as it expires, so Expired shows at once.
+		requeue.RequeueAfter = until + time.Second
+	}
+	return c.verify(ctx, key, generation, params, token, status, requeue)
+}
 
+// credentialsProblem is why a connection's credentials cannot be used.
+type credentialsProblem struct{ reason, message string }
+
+// readCredentials reads the session token from the credentials Secret,
+// uncached, and judges it without calling the API: missing, an API key, not
+// a JWT, expired. It records the token's expiry in status.
+func (c *connectionChecker) readCredentials(ctx context.Context, params iamv1alpha1.ConnectionParameters, secretNamespace string, now time.Time, status *iamv1alpha1.ConnectionStatus) (mobilenext.Token, *credentialsProblem, error) {
+	status.CredentialsExpireAt = nil
 	secretKey := params.CredentialsSecretRef.Key
 	if secretKey == "" {
 		secretKey = "token"
@@ -115,34 +131,40 @@ func (c *connectionChecker) check(ctx context.Context, key ConnectionKey, genera
 	ref := types.NamespacedName{Namespace: secretNamespace, Name: params.CredentialsSecretRef.Name}
 	if err := c.APIReader.Get(ctx, ref, &secret); err != nil {
 		if apierrors.IsNotFound(err) {
-			status.CredentialsExpireAt = nil
-			return notReady(iamv1alpha1.ReasonSecretNotFound, fmt.Sprintf("Secret %s not found: create it with the session token from 'mobilecli auth token' under the key %q", ref, secretKey))
+			return mobilenext.Token{}, &credentialsProblem{iamv1alpha1.ReasonSecretNotFound, fmt.Sprintf("Secret %s not found: create it with the session token from 'mobilecli auth token' under the key %q", ref, secretKey)}, nil
 		}
-		return ctrl.Result{}, fmt.Errorf("read credentials Secret %s: %w", ref, err)
+		return mobilenext.Token{}, nil, fmt.Errorf("read credentials Secret %s: %w", ref, err)
 	}
 	raw, ok := secret.Data[secretKey]
 	if !ok || len(strings.TrimSpace(string(raw))) == 0 {
-		status.CredentialsExpireAt = nil
-		return notReady(iamv1alpha1.ReasonSecretNotFound, fmt.Sprintf("Secret %s has no key %q holding the session token", ref, secretKey))
+		return mobilenext.Token{}, &credentialsProblem{iamv1alpha1.ReasonSecretNotFound, fmt.Sprintf("Secret %s has no key %q holding the session token", ref, secretKey)}, nil
 	}
 	token := mobilenext.NewToken(strings.TrimSpace(string(raw)))
 	if token.IsAPIKey() {
-		status.CredentialsExpireAt = nil
-		return notReady(iamv1alpha1.ReasonNotASessionToken, fmt.Sprintf("Secret %s key %q holds an API key (mob_...), which the API refuses for managing keys: store an interactive session token from 'mobilecli auth token' instead", ref, secretKey))
+		return token, &credentialsProblem{iamv1alpha1.ReasonNotASessionToken, fmt.Sprintf("Secret %s key %q holds an API key (mob_...), which the API refuses for managing keys: store an interactive session token from 'mobilecli auth token' instead", ref, secretKey)}, nil
 	}
 	exp, err := token.ExpiresAt()
 	if err != nil {
-		status.CredentialsExpireAt = nil
-		return notReady(iamv1alpha1.ReasonInvalidToken, fmt.Sprintf("Secret %s key %q does not hold a session token (a JWT with an exp claim): %v", ref, secretKey, err))
+		return token, &credentialsProblem{iamv1alpha1.ReasonInvalidToken, fmt.Sprintf("Secret %s key %q does not hold a session token (a JWT with an exp claim): %v", ref, secretKey, err)}, nil
 	}
 	status.CredentialsExpireAt = &metav1.Time{Time: exp}
 	if !exp.After(now) {
-		return notReady(iamv1alpha1.ReasonExpired, fmt.Sprintf("the session token in Secret %s expired at %s: run 'mobilecli auth login' and store a new 'mobilecli auth token'", ref, exp.UTC().Format(time.RFC3339)))
+		return token, &credentialsProblem{iamv1alpha1.ReasonExpired, fmt.Sprintf("the session token in Secret %s expired at %s: run 'mobilecli auth login' and store a new 'mobilecli auth token'", ref, exp.UTC().Format(time.RFC3339))}, nil
 	}
-	if until := exp.Sub(now); until < requeue.RequeueAfter {
-		requeue.RequeueAfter = until + time.Second
-	}
+	return token, nil, nil
+}
 
+// notReady records a connection that cannot be used; the inventory it had
+// is kept, so that its backoff and listing survive a passing problem.
+func (c *connectionChecker) notReady(key ConnectionKey, generation int64, status *iamv1alpha1.ConnectionStatus, reason, message string) {
+	setCondition(status, generation, iamv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
+	prev, _ := c.Connections.Get(key)
+	c.Connections.set(key, ConnectionState{Reason: reason, Message: message, Inventory: prev.Inventory, Location: prev.Location, cfg: prev.cfg, fingerprint: prev.fingerprint})
+}
+
+// verify finds the place the credentials reach (URL, organization or the
+// token's user) and checks them with the shared listing of that place.
+func (c *connectionChecker) verify(ctx context.Context, key ConnectionKey, generation int64, params iamv1alpha1.ConnectionParameters, token mobilenext.Token, status *iamv1alpha1.ConnectionStatus, requeue ctrl.Result) (ctrl.Result, error) {
 	url := params.URL
 	if url == "" {
 		url = mobilenext.DefaultURL
@@ -160,15 +182,15 @@ func (c *connectionChecker) check(ctx context.Context, key ConnectionKey, genera
 	prev, known := c.Connections.Get(key)
 	inv, err := c.Connections.inventory(cfg, key)
 	if err != nil {
-		return notReady(iamv1alpha1.ReasonUnreachable, fmt.Sprintf("cannot use url %q: %v", url, err))
+		c.notReady(key, generation, status, iamv1alpha1.ReasonUnreachable, fmt.Sprintf("cannot use url %q: %v", url, err))
+		return requeue, nil
 	}
-	fresh := !known || prev.Inventory != inv
 	if prev.fingerprint != fingerprint {
-		log.Info("using new credentials", "connection", key.String(), "expiresAt", exp.UTC())
+		logf.FromContext(ctx).Info("using new credentials", "connection", key.String(), "expiresAt", status.CredentialsExpireAt.UTC())
 	}
 
 	var listing Listing
-	if !fresh && !prev.Ready && prev.Reason == iamv1alpha1.ReasonUnauthorized {
+	if known && prev.Inventory == inv && !prev.Ready && prev.Reason == iamv1alpha1.ReasonUnauthorized {
 		// The API refused these credentials to an ApiKey: do not trust a
 		// listing taken before that.
 		listing, err = inv.Fresh(ctx)

@@ -142,6 +142,11 @@ func (i *Inventory) Fresh(ctx context.Context) (Listing, error) {
 // it is recent enough, the call in flight if it started late enough, or a
 // new call that later readers may join.
 func (i *Inventory) Since(ctx context.Context, t time.Time) (Listing, error) {
+	// No listing can start later than now: asking for one would only
+	// make call after call.
+	if now := i.clock.Now(); t.After(now) {
+		t = now
+	}
 	for {
 		i.mu.Lock()
 		if l := i.listing; l != nil && !l.StartedAt.Before(t) {

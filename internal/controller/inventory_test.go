@@ -303,3 +303,21 @@ func TestInventoryLetsOneProbeThroughAfterABackoff(t *testing.T) {
 		t.Fatalf("%d calls reached the API, want 2 (the failure and one probe)", got)
 	}
 }
+
+// Asking for a listing that starts in the future gets one that starts now,
+// not a call after call.
+func TestInventorySinceAFutureTimeListsOnce(t *testing.T) {
+	clock := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
+	var lists atomic.Int32
+	svc := KeyServiceFuncs{List: func(context.Context) ([]mobilenext.Key, error) {
+		lists.Add(1)
+		return nil, nil
+	}}
+	inv := NewInventory(svc, time.Hour, clock)
+	if _, err := inv.Since(context.Background(), clock.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := lists.Load(); got != 1 {
+		t.Fatalf("%d list calls for a listing asked from the future, want 1", got)
+	}
+}
