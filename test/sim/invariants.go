@@ -19,6 +19,7 @@ package sim
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -164,7 +165,8 @@ func (w *World) check() {
 	// Invariant 2, on what the operator stores: statuses, annotations.
 	for i := range keys {
 		b, _ := json.Marshal(keys[i].Status)
-		w.scan("status of ApiKey "+keys[i].Namespace+"/"+keys[i].Name, string(b)+" "+strings.Join(mapValues(keys[i].Annotations), " "))
+		w.scan("status of ApiKey "+keys[i].Namespace+"/"+keys[i].Name,
+			string(b)+" "+strings.Join(mapValues(keys[i].Annotations), " "))
 	}
 	var conns iamv1alpha1.ConnectionList
 	must(w.store.List(ctx, &conns))
@@ -198,7 +200,7 @@ func (w *World) check() {
 		// No key is deleted while a Secret still serves it, unless its
 		// ApiKey is being deleted or the key was revoked.
 		ref := metav1.GetControllerOf(s)
-		if ref == nil || ref.Kind != "ApiKey" {
+		if ref == nil || ref.Kind != apiKeyKind {
 			continue
 		}
 		owner := byUID[ref.UID]
@@ -321,19 +323,27 @@ func waitsForHuman(k *iamv1alpha1.ApiKey) bool {
 // checkQuiescent checks convergence, once faults are off and the clock ran
 // past every window.
 func (w *World) checkQuiescent() {
-	ctx := context.Background()
-	now := w.clock.Now()
 	keys := w.liveApiKeys()
 	w.noteOrphans(keys)
 	live := w.liveKeys()
-	refs := referencesOf(keys)
 	byName := map[string]*iamv1alpha1.ApiKey{}
 	for i := range keys {
 		byName[keys[i].Namespace+"/"+keys[i].Name] = &keys[i]
 	}
+	w.checkOperatorKeysSettled(live, referencesOf(keys), byName)
+	for i := range keys {
+		w.checkApiKeySettled(&keys[i], live)
+	}
+	w.checkDeletedGone(keys, byName)
+	w.checkAPIUseBounded(len(keys))
+}
 
-	// Every operator key is some ApiKey's current key, or a previous key
-	// inside its grace period.
+// checkOperatorKeysSettled checks that every operator key is some ApiKey's
+// current key, or a previous key inside its grace period.
+func (w *World) checkOperatorKeysSettled(
+	live map[string]liveKey, refs references, byName map[string]*iamv1alpha1.ApiKey,
+) {
+	now := w.clock.Now()
 	for _, id := range liveKeyIDs(live) {
 		k := live[id]
 		if !markerPattern.MatchString(k.Name) || w.leftOnPurpose(id, k.Name) {
@@ -348,83 +358,95 @@ func (w *World) checkQuiescent() {
 				return p.KeyID == id && now.Before(p.DeleteAfter.Time)
 			})
 			if !inGrace {
-				w.violatef("at quiescence key %s (%q) of ApiKey %s is neither its current key nor a previous key in its grace period (status: %s)", id, k.Name, who, statusSummary(a))
+				w.violatef("at quiescence key %s (%q) of ApiKey %s is neither its current key "+
+					"nor a previous key in its grace period (status: %s)", id, k.Name, who, statusSummary(a))
 			}
 		}
 	}
+}
 
-	for i := range keys {
-		a := &keys[i]
-		who := a.Namespace + "/" + a.Name
-		if !a.DeletionTimestamp.IsZero() {
-			if !waitsForHuman(a) {
-				w.violatef("at quiescence ApiKey %s is still being deleted without a reason for a person (status: %s)", who, statusSummary(a))
-			}
-			continue
+// checkApiKeySettled checks that an ApiKey is Ready and Synced with its
+// current key in the Secret its spec names, unless it waits for a person.
+func (w *World) checkApiKeySettled(a *iamv1alpha1.ApiKey, live map[string]liveKey) {
+	who := a.Namespace + "/" + a.Name
+	if !a.DeletionTimestamp.IsZero() {
+		if !waitsForHuman(a) {
+			w.violatef("at quiescence ApiKey %s is still being deleted without a reason for a person (status: %s)",
+				who, statusSummary(a))
 		}
-		ready := condition(a, iamv1alpha1.ConditionReady)
-		switch {
-		case ready == nil:
-			w.violatef("at quiescence ApiKey %s has no Ready condition", who)
-			continue
-		case ready.Status == metav1.ConditionFalse:
-			if !waitsForHuman(a) {
-				w.violatef("at quiescence ApiKey %s is stuck: Ready=False %s: %s", who, ready.Reason, ready.Message)
-			}
-			continue
-		case waitsForHuman(a):
-			continue
-		}
-		if ready.Reason != iamv1alpha1.ReasonKeyReady {
-			w.violatef("at quiescence ApiKey %s is Ready with reason %s: %s", who, ready.Reason, ready.Message)
-		}
-		if synced := condition(a, iamv1alpha1.ConditionSynced); synced == nil || synced.Status != metav1.ConditionTrue {
-			w.violatef("at quiescence ApiKey %s is not Synced: %+v", who, synced)
-		}
-		if a.Status.ObservedGeneration != a.Generation {
-			w.violatef("at quiescence ApiKey %s observed generation %d of %d", who, a.Status.ObservedGeneration, a.Generation)
-		}
-		// Its Secret holds the secret of its current key, where the spec
-		// says.
-		wantName, wantKey := a.Spec.SecretName, a.Spec.SecretKey
-		if wantName == "" {
-			wantName = a.Name
-		}
-		if wantKey == "" {
-			wantKey = "apiKey"
-		}
-		if a.Status.SecretName != wantName || a.Status.SecretKey != wantKey {
-			w.violatef("at quiescence ApiKey %s is Ready but its key is in Secret %s key %s, not %s key %s", who, a.Status.SecretName, a.Status.SecretKey, wantName, wantKey)
-		}
-		var s corev1.Secret
-		if err := w.store.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Status.SecretName}, &s); err != nil {
-			w.violatef("at quiescence ApiKey %s is Ready but its Secret %s: %v", who, a.Status.SecretName, err)
-			continue
-		}
-		id, known := w.secretOf[string(s.Data[a.Status.SecretKey])]
-		_, alive := live[a.Status.KeyID]
-		switch {
-		case !metav1.IsControlledBy(&s, a):
-			w.violatef("at quiescence ApiKey %s is Ready but does not control its Secret %s", who, s.Name)
-		case !known || id != a.Status.KeyID:
-			w.violatef("at quiescence the Secret %s of ApiKey %s does not hold the secret of key %s", s.Name, who, a.Status.KeyID)
-		case !alive:
-			w.violatef("at quiescence ApiKey %s is Ready but its key %s does not exist", who, a.Status.KeyID)
-		}
-		if want := a.Spec.Name; want != "" && !strings.HasPrefix(a.Status.KeyName, want+" [k8s-") {
-			w.violatef("at quiescence ApiKey %s wants the name %q but its key is %q", who, want, a.Status.KeyName)
-		}
+		return
 	}
-
-	// Deleted ApiKeys and namespaces are gone (their keys are checked
-	// above: nothing references a key of a gone ApiKey).
-	for _, uid := range slices.Sorted(func(yield func(types.UID) bool) {
-		for u := range w.model.deleted {
-			if !yield(u) {
-				return
-			}
+	ready := condition(a, iamv1alpha1.ConditionReady)
+	switch {
+	case ready == nil:
+		w.violatef("at quiescence ApiKey %s has no Ready condition", who)
+		return
+	case ready.Status == metav1.ConditionFalse:
+		if !waitsForHuman(a) {
+			w.violatef("at quiescence ApiKey %s is stuck: Ready=False %s: %s", who, ready.Reason, ready.Message)
 		}
-	}) {
+		return
+	case waitsForHuman(a):
+		return
+	}
+	if ready.Reason != iamv1alpha1.ReasonKeyReady {
+		w.violatef("at quiescence ApiKey %s is Ready with reason %s: %s", who, ready.Reason, ready.Message)
+	}
+	if synced := condition(a, iamv1alpha1.ConditionSynced); synced == nil || synced.Status != metav1.ConditionTrue {
+		w.violatef("at quiescence ApiKey %s is not Synced: %+v", who, synced)
+	}
+	if a.Status.ObservedGeneration != a.Generation {
+		w.violatef("at quiescence ApiKey %s observed generation %d of %d", who, a.Status.ObservedGeneration, a.Generation)
+	}
+	if !w.checkSecretSettled(a, live) {
+		return
+	}
+	if want := a.Spec.Name; want != "" && !strings.HasPrefix(a.Status.KeyName, want+" [k8s-") {
+		w.violatef("at quiescence ApiKey %s wants the name %q but its key is %q", who, want, a.Status.KeyName)
+	}
+}
+
+// checkSecretSettled checks that the Secret of a Ready ApiKey holds the
+// secret of its current key, where the spec says. It reports false when the
+// Secret cannot be read, and nothing more of the ApiKey is worth checking.
+func (w *World) checkSecretSettled(a *iamv1alpha1.ApiKey, live map[string]liveKey) bool {
+	who := a.Namespace + "/" + a.Name
+	wantName, wantKey := a.Spec.SecretName, a.Spec.SecretKey
+	if wantName == "" {
+		wantName = a.Name
+	}
+	if wantKey == "" {
+		wantKey = defaultSecretKey
+	}
+	if a.Status.SecretName != wantName || a.Status.SecretKey != wantKey {
+		w.violatef("at quiescence ApiKey %s is Ready but its key is in Secret %s key %s, not %s key %s",
+			who, a.Status.SecretName, a.Status.SecretKey, wantName, wantKey)
+	}
+	var s corev1.Secret
+	nn := types.NamespacedName{Namespace: a.Namespace, Name: a.Status.SecretName}
+	if err := w.store.Get(context.Background(), nn, &s); err != nil {
+		w.violatef("at quiescence ApiKey %s is Ready but its Secret %s: %v", who, a.Status.SecretName, err)
+		return false
+	}
+	id, known := w.secretOf[string(s.Data[a.Status.SecretKey])]
+	_, alive := live[a.Status.KeyID]
+	switch {
+	case !metav1.IsControlledBy(&s, a):
+		w.violatef("at quiescence ApiKey %s is Ready but does not control its Secret %s", who, s.Name)
+	case !known || id != a.Status.KeyID:
+		w.violatef("at quiescence the Secret %s of ApiKey %s does not hold the secret of key %s",
+			s.Name, who, a.Status.KeyID)
+	case !alive:
+		w.violatef("at quiescence ApiKey %s is Ready but its key %s does not exist", who, a.Status.KeyID)
+	}
+	return true
+}
+
+// checkDeletedGone checks that deleted ApiKeys and namespaces are gone,
+// unless an ApiKey waits for a person (their keys are checked by
+// checkOperatorKeysSettled: nothing references a key of a gone ApiKey).
+func (w *World) checkDeletedGone(keys []iamv1alpha1.ApiKey, byName map[string]*iamv1alpha1.ApiKey) {
+	for _, uid := range slices.Sorted(maps.Keys(w.model.deleted)) {
 		name := w.model.deleted[uid]
 		if a := byName[name]; a != nil && a.UID == uid && !waitsForHuman(a) {
 			w.violatef("at quiescence the deleted ApiKey %s is still there (status: %s)", name, statusSummary(a))
@@ -432,7 +454,7 @@ func (w *World) checkQuiescent() {
 	}
 	for _, ns := range w.model.deletedNS {
 		var n corev1.Namespace
-		if err := w.store.Get(ctx, types.NamespacedName{Name: ns}, &n); err == nil {
+		if err := w.store.Get(context.Background(), types.NamespacedName{Name: ns}, &n); err == nil {
 			stuck := false
 			for i := range keys {
 				stuck = stuck || (keys[i].Namespace == ns && waitsForHuman(&keys[i]))
@@ -442,14 +464,18 @@ func (w *World) checkQuiescent() {
 			}
 		}
 	}
+}
 
-	// Bounded API use: no hot loop once quiet.
-	limit := 40*(len(keys)+len(w.model.namespaces)+1) + 100
+// checkAPIUseBounded checks that the API use is bounded: no hot loop once
+// quiet.
+func (w *World) checkAPIUseBounded(apiKeys int) {
+	limit := 40*(apiKeys+len(w.model.namespaces)+1) + 100
 	for _, n := range w.calls {
 		w.stats.MaxCallsPerHour = max(w.stats.MaxCallsPerHour, n)
 	}
 	if w.stats.MaxCallsPerHour > limit {
-		w.violatef("at quiescence %d API calls in one simulated hour, more than %d for %d ApiKeys", w.stats.MaxCallsPerHour, limit, len(keys))
+		w.violatef("at quiescence %d API calls in one simulated hour, more than %d for %d ApiKeys",
+			w.stats.MaxCallsPerHour, limit, apiKeys)
 	}
 }
 

@@ -67,6 +67,14 @@ func newScheme() *runtime.Scheme {
 	return s
 }
 
+// Kind names of the objects the simulation tells apart; the connection
+// kinds are iamv1alpha1.ConnectionKind and iamv1alpha1.ClusterConnectionKind.
+const (
+	apiKeyKind    = "ApiKey"
+	secretKind    = "Secret"
+	namespaceKind = "Namespace"
+)
+
 // cachedKind is a kind the manager's cache holds, and so a kind whose
 // changes the operator hears about.
 type cachedKind struct {
@@ -79,13 +87,14 @@ type cachedKind struct {
 // cachedKinds are listed in a fixed order: the schedule must not depend on
 // map iteration.
 var cachedKinds = []cachedKind{
-	{name: "ApiKey", newList: func() client.ObjectList { return &iamv1alpha1.ApiKeyList{} }},
-	{name: "Connection", newList: func() client.ObjectList { return &iamv1alpha1.ConnectionList{} }},
-	{name: "ClusterConnection", newList: func() client.ObjectList { return &iamv1alpha1.ClusterConnectionList{} }},
+	{name: apiKeyKind, newList: func() client.ObjectList { return &iamv1alpha1.ApiKeyList{} }},
+	{name: iamv1alpha1.ConnectionKind, newList: func() client.ObjectList { return &iamv1alpha1.ConnectionList{} }},
+	{name: iamv1alpha1.ClusterConnectionKind,
+		newList: func() client.ObjectList { return &iamv1alpha1.ClusterConnectionList{} }},
 	// Only the Secrets the operator writes are cached (controller.CacheOptions).
-	{name: "Secret", newList: func() client.ObjectList { return &corev1.SecretList{} },
+	{name: secretKind, newList: func() client.ObjectList { return &corev1.SecretList{} },
 		opts: []client.ListOption{client.MatchingLabelsSelector{Selector: controller.ManagedSecretSelector()}}},
-	{name: "Namespace", newList: func() client.ObjectList { return &corev1.NamespaceList{} }},
+	{name: namespaceKind, newList: func() client.ObjectList { return &corev1.NamespaceList{} }},
 }
 
 func isCachedKind(kind string) bool {
@@ -224,7 +233,7 @@ func (c *cache) list(kind string, list client.ObjectList, opts ...client.ListOpt
 		match := true
 		for _, r := range reqs {
 			index, ok := c.indexes[r.Field]
-			if !ok || kind != "ApiKey" {
+			if !ok || kind != apiKeyKind {
 				return fmt.Errorf("field selector %q: no such index on %s", r.Field, kind)
 			}
 			if !slices.Contains(index(obj), r.Value) {
@@ -267,7 +276,8 @@ func (w *World) newStore() client.WithWatch {
 			w.writes++
 			return c.Update(ctx, obj, opts...)
 		},
-		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch,
+			opts ...client.PatchOption) error {
 			w.writes++
 			return c.Patch(ctx, obj, patch, opts...)
 		},
@@ -275,11 +285,13 @@ func (w *World) newStore() client.WithWatch {
 			w.writes++
 			return c.Delete(ctx, obj, opts...)
 		},
-		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object,
+			opts ...client.SubResourceUpdateOption) error {
 			w.writes++
 			return c.SubResource(sub).Update(ctx, obj, opts...)
 		},
-		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,
+			opts ...client.SubResourcePatchOption) error {
 			w.writes++
 			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 		},
@@ -295,7 +307,8 @@ var errDead = errors.New("the operator process has crashed")
 // and every write may suffer an injected fault or be the crash point.
 func (w *World) operatorClient(p *process) client.Client {
 	return interceptor.NewClient(w.store, interceptor.Funcs{
-		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object,
+			opts ...client.GetOption) error {
 			if p.dead {
 				return errDead
 			}
@@ -318,7 +331,7 @@ func (w *World) operatorClient(p *process) client.Client {
 			return c.List(ctx, list, opts...)
 		},
 		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			return w.kubeWrite(ctx, p, "create", obj, false, func() error {
+			return w.kubeWrite(p, "create", obj, false, func() error {
 				if err := w.namespaceAccepts(ctx, obj.GetNamespace()); err != nil {
 					return err
 				}
@@ -326,19 +339,26 @@ func (w *World) operatorClient(p *process) client.Client {
 			})
 		},
 		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-			return w.kubeWrite(ctx, p, "update", obj, true, func() error { return c.Update(ctx, obj, opts...) })
+			return w.kubeWrite(p, "update", obj, true, func() error { return c.Update(ctx, obj, opts...) })
 		},
-		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-			return w.kubeWrite(ctx, p, "patch", obj, false, func() error { return c.Patch(ctx, obj, patch, opts...) })
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch,
+			opts ...client.PatchOption) error {
+			return w.kubeWrite(p, "patch", obj, false, func() error { return c.Patch(ctx, obj, patch, opts...) })
 		},
 		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
-			return w.kubeWrite(ctx, p, "delete", obj, false, func() error { return c.Delete(ctx, obj, opts...) })
+			return w.kubeWrite(p, "delete", obj, false, func() error { return c.Delete(ctx, obj, opts...) })
 		},
-		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-			return w.kubeWrite(ctx, p, sub+" update", obj, true, func() error { return c.SubResource(sub).Update(ctx, obj, opts...) })
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object,
+			opts ...client.SubResourceUpdateOption) error {
+			return w.kubeWrite(p, sub+" update", obj, true, func() error {
+				return c.SubResource(sub).Update(ctx, obj, opts...)
+			})
 		},
-		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-			return w.kubeWrite(ctx, p, sub+" patch", obj, false, func() error { return c.SubResource(sub).Patch(ctx, obj, patch, opts...) })
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,
+			opts ...client.SubResourcePatchOption) error {
+			return w.kubeWrite(p, sub+" patch", obj, false, func() error {
+				return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+			})
 		},
 	})
 }
@@ -346,7 +366,8 @@ func (w *World) operatorClient(p *process) client.Client {
 // apiReader is the operator's uncached reader (manager.GetAPIReader).
 func (w *World) apiReader(p *process) client.Reader {
 	return interceptor.NewClient(w.store, interceptor.Funcs{
-		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object,
+			opts ...client.GetOption) error {
 			if p.dead {
 				return errDead
 			}
@@ -365,7 +386,7 @@ func (w *World) apiReader(p *process) client.Reader {
 // injected faults: a conflict (only for writes that carry a resourceVersion,
 // as the API server would), an error with nothing written, or an unclear
 // outcome (written, then an error).
-func (w *World) kubeWrite(ctx context.Context, p *process, verb string, obj client.Object, rvChecked bool, write func() error) error {
+func (w *World) kubeWrite(p *process, verb string, obj client.Object, rvChecked bool, write func() error) error {
 	what := fmt.Sprintf("kube %s %s %s/%s", verb, kindName(w.scheme, obj), obj.GetNamespace(), obj.GetName())
 	after, err := w.crashPoint(p, what)
 	if err != nil {
@@ -374,7 +395,8 @@ func (w *World) kubeWrite(ctx context.Context, p *process, verb string, obj clie
 	switch {
 	case rvChecked && w.fault(faultKubeConflict):
 		w.tracef("  fault %s: %s", faultKubeConflict, what)
-		return apierrors.NewConflict(schema.GroupResource{Resource: strings.ToLower(kindName(w.scheme, obj)) + "s"}, obj.GetName(), errors.New("injected conflict"))
+		resource := schema.GroupResource{Resource: strings.ToLower(kindName(w.scheme, obj)) + "s"}
+		return apierrors.NewConflict(resource, obj.GetName(), errors.New("injected conflict"))
 	case w.fault(faultKubeError):
 		w.tracef("  fault %s: %s", faultKubeError, what)
 		return apierrors.NewInternalError(errors.New("injected: etcdserver: request timed out"))
@@ -405,7 +427,8 @@ func (w *World) namespaceAccepts(ctx context.Context, namespace string) error {
 		return err
 	}
 	if !ns.DeletionTimestamp.IsZero() {
-		return apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "", fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
+		return apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "",
+			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
 	}
 	return nil
 }
@@ -435,7 +458,7 @@ func (w *World) collectGarbage(ctx context.Context) error {
 	for i := range secrets.Items {
 		s := &secrets.Items[i]
 		ref := metav1.GetControllerOf(s)
-		if ref == nil || ref.Kind != "ApiKey" || !s.DeletionTimestamp.IsZero() {
+		if ref == nil || ref.Kind != apiKeyKind || !s.DeletionTimestamp.IsZero() {
 			continue
 		}
 		var owner iamv1alpha1.ApiKey
@@ -473,7 +496,8 @@ func (w *World) finalizeNamespaces(ctx context.Context) error {
 			continue
 		}
 		left := 0
-		for _, list := range []client.ObjectList{&iamv1alpha1.ApiKeyList{}, &iamv1alpha1.ConnectionList{}, &corev1.SecretList{}} {
+		namespaced := []client.ObjectList{&iamv1alpha1.ApiKeyList{}, &iamv1alpha1.ConnectionList{}, &corev1.SecretList{}}
+		for _, list := range namespaced {
 			if err := w.store.List(ctx, list, client.InNamespace(ns.Name)); err != nil {
 				return err
 			}

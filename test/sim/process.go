@@ -60,7 +60,11 @@ type queue struct {
 }
 
 func newQueue(name string, r reconcile.Reconciler, base, limit time.Duration) *queue {
-	return &queue{name: name, reconcile: r, due: map[reconcile.Request]time.Time{}, failures: map[reconcile.Request]int{}, base: base, limit: limit}
+	return &queue{
+		name: name, reconcile: r,
+		due: map[reconcile.Request]time.Time{}, failures: map[reconcile.Request]int{},
+		base: base, limit: limit,
+	}
 }
 
 // add makes a request due at t, unless it is due earlier already: the
@@ -84,6 +88,14 @@ func (q *queue) backoff(req reconcile.Request) time.Duration {
 	}
 	return min(d, q.limit)
 }
+
+// connBackoffBase and connBackoffLimit bound the backoff of the connection
+// controllers' queues: the exponential part of controller-runtime's
+// default rate limiter.
+const (
+	connBackoffBase  = 5 * time.Millisecond
+	connBackoffLimit = 1000 * time.Second
+)
 
 const (
 	apiKeyQueue = iota
@@ -113,10 +125,12 @@ func (w *World) start() {
 		Connections: conns,
 		Options:     controller.ApiKeyOptions{SyncPeriod: syncPeriod, Clock: w.clock},
 	}
+	connections := controller.NewConnectionReconciler(c, reader, conns, connOpts)
+	clusterConnections := controller.NewClusterConnectionReconciler(c, reader, conns, connOpts)
 	p.queues = []*queue{
 		apiKeyQueue:            newQueue("apikey", apiKeys, time.Second, 5*time.Minute),
-		connectionQueue:        newQueue("connection", controller.NewConnectionReconciler(c, reader, conns, connOpts), 5*time.Millisecond, 1000*time.Second),
-		clusterConnectionQueue: newQueue("clusterconnection", controller.NewClusterConnectionReconciler(c, reader, conns, connOpts), 5*time.Millisecond, 1000*time.Second),
+		connectionQueue:        newQueue("connection", connections, connBackoffBase, connBackoffLimit),
+		clusterConnectionQueue: newQueue("clusterconnection", clusterConnections, connBackoffBase, connBackoffLimit),
 	}
 	w.proc = p
 	w.syncCache(true, false)
@@ -163,7 +177,7 @@ func (w *World) deliver(ch change) {
 	}
 	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}}
 	switch ch.key.kind {
-	case "ApiKey":
+	case apiKeyKind:
 		// For(ApiKey) with GenerationChanged or AnnotationChanged; the
 		// API server bumps the generation when deletion starts.
 		if ch.old == nil || ch.new == nil || ch.old.GetGeneration() != ch.new.GetGeneration() ||
@@ -174,7 +188,7 @@ func (w *World) deliver(ch change) {
 		// The connections' watches of ApiKeys (dependentsChanged).
 		if ch.old != nil && (ch.new == nil || dependentsChanged(ch.old.(*iamv1alpha1.ApiKey), ch.new.(*iamv1alpha1.ApiKey))) {
 			var conns iamv1alpha1.ConnectionList
-			_ = p.cache.list("Connection", &conns, client.InNamespace(obj.GetNamespace()))
+			_ = p.cache.list(iamv1alpha1.ConnectionKind, &conns, client.InNamespace(obj.GetNamespace()))
 			for _, c := range conns.Items {
 				p.queues[connectionQueue].add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)}, now)
 			}
@@ -184,21 +198,23 @@ func (w *World) deliver(ch change) {
 				p.queues[clusterConnectionQueue].add(reconcile.Request{NamespacedName: types.NamespacedName{Name: name}}, now)
 			}
 		}
-	case "Secret":
+	case secretKind:
 		// Owns(Secret): the controlling ApiKey.
-		if ref := metav1.GetControllerOf(obj); ref != nil && ref.Kind == "ApiKey" {
-			p.queues[apiKeyQueue].add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: ref.Name}}, now)
+		if ref := metav1.GetControllerOf(obj); ref != nil && ref.Kind == apiKeyKind {
+			owner := types.NamespacedName{Namespace: obj.GetNamespace(), Name: ref.Name}
+			p.queues[apiKeyQueue].add(reconcile.Request{NamespacedName: owner}, now)
 		}
-	case "Connection", "ClusterConnection":
+	case iamv1alpha1.ConnectionKind, iamv1alpha1.ClusterConnectionKind:
 		q, kind := connectionQueue, iamv1alpha1.ConnectionKind
-		if ch.key.kind == "ClusterConnection" {
+		if ch.key.kind == iamv1alpha1.ClusterConnectionKind {
 			q, kind = clusterConnectionQueue, iamv1alpha1.ClusterConnectionKind
 		}
 		p.queues[q].add(req, now)
-		if ch.old == nil || ch.new == nil || readiness(ch.old) != readiness(ch.new) || ch.old.GetGeneration() != ch.new.GetGeneration() {
+		if ch.old == nil || ch.new == nil || readiness(ch.old) != readiness(ch.new) ||
+			ch.old.GetGeneration() != ch.new.GetGeneration() {
 			ck := controller.ConnectionKey{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 			var keys iamv1alpha1.ApiKeyList
-			_ = p.cache.list("ApiKey", &keys, client.MatchingFields{controller.ConnectionIndexName: ck.String()})
+			_ = p.cache.list(apiKeyKind, &keys, client.MatchingFields{controller.ConnectionIndexName: ck.String()})
 			for _, k := range keys.Items {
 				p.queues[apiKeyQueue].add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&k)}, now)
 			}
@@ -211,7 +227,8 @@ func dependentsChanged(old, new *iamv1alpha1.ApiKey) bool {
 	if new == nil {
 		return true
 	}
-	if controllerutil.ContainsFinalizer(old, iamv1alpha1.Finalizer) != controllerutil.ContainsFinalizer(new, iamv1alpha1.Finalizer) {
+	if controllerutil.ContainsFinalizer(old, iamv1alpha1.Finalizer) !=
+		controllerutil.ContainsFinalizer(new, iamv1alpha1.Finalizer) {
 		return true
 	}
 	needed := controller.ApiKeyFieldIndexes()[controller.ClusterConnectionUsersIndexName]
@@ -255,7 +272,7 @@ func (w *World) resync() {
 	slices.SortFunc(keys, func(a, b objKey) int { return strings.Compare(a.String(), b.String()) })
 	for _, k := range keys {
 		obj := p.cache.objs[k]
-		if k.kind == "Namespace" {
+		if k.kind == namespaceKind {
 			continue
 		}
 		w.deliver(change{key: k, new: obj})
@@ -272,7 +289,11 @@ type work struct {
 // dueWork lists the requests due now, in a fixed order.
 func (w *World) dueWork() []work {
 	now := w.clock.Now()
-	var out []work
+	queued := 0
+	for _, q := range w.proc.queues {
+		queued += len(q.due)
+	}
+	out := make([]work, 0, queued)
 	for _, q := range w.proc.queues {
 		var reqs []reconcile.Request
 		for req, t := range q.due {
@@ -394,7 +415,8 @@ func (w *World) crashNow(p *process) error {
 // recorder collects the operator's events for the checks and the trace.
 type recorder struct{ w *World }
 
-func (r *recorder) Eventf(regarding runtime.Object, _ runtime.Object, eventtype, reason, action, note string, args ...any) {
+func (r *recorder) Eventf(regarding runtime.Object, _ runtime.Object,
+	eventtype, reason, action, note string, args ...any) {
 	msg := fmt.Sprintf(note, args...)
 	name := ""
 	if o, ok := regarding.(client.Object); ok {
@@ -404,6 +426,7 @@ func (r *recorder) Eventf(regarding runtime.Object, _ runtime.Object, eventtype,
 	r.w.scan("event", reason+" "+action+" "+msg)
 }
 
-func (r *recorder) AnnotatedEventf(regarding, related runtime.Object, _ map[string]string, eventtype, reason, action, note string, args ...any) {
+func (r *recorder) AnnotatedEventf(regarding, related runtime.Object, _ map[string]string,
+	eventtype, reason, action, note string, args ...any) {
 	r.Eventf(regarding, related, eventtype, reason, action, note, args...)
 }

@@ -76,14 +76,15 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
 	case w.fault(faultHTTP5xx):
 		w.tracef("  fault %s: %s", faultHTTP5xx, what)
-		return reply(req, http.StatusServiceUnavailable, nil, `{"error":{"code":"service_unavailable","message":"injected"}}`), nil
+		return reply(req, http.StatusServiceUnavailable, nil, injectedUnavailableBody), nil
 	case w.fault(faultHTTP429RetryAfter):
 		secs := 1 + w.rng.IntN(30)
 		w.tracef("  fault %s (%ds): %s", faultHTTP429RetryAfter, secs, what)
-		return reply(req, http.StatusTooManyRequests, http.Header{"Retry-After": {strconv.Itoa(secs)}}, `{"error":{"code":"rate_limited","message":"injected"}}`), nil
+		retryAfter := http.Header{"Retry-After": {strconv.Itoa(secs)}}
+		return reply(req, http.StatusTooManyRequests, retryAfter, injectedRateLimitedBody), nil
 	case w.fault(faultHTTP429):
 		w.tracef("  fault %s: %s", faultHTTP429, what)
-		return reply(req, http.StatusTooManyRequests, nil, `{"error":{"code":"rate_limited","message":"injected"}}`), nil
+		return reply(req, http.StatusTooManyRequests, nil, injectedRateLimitedBody), nil
 	case w.fault(faultTimeout):
 		w.tracef("  fault %s: %s (not sent)", faultTimeout, what)
 		return nil, timeoutError{}
@@ -132,6 +133,12 @@ type timeoutError struct{}
 func (timeoutError) Error() string   { return "dial tcp 127.0.0.1:8080: i/o timeout (injected)" }
 func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
+
+// The bodies of the injected API errors.
+const (
+	injectedUnavailableBody = `{"error":{"code":"service_unavailable","message":"injected"}}`
+	injectedRateLimitedBody = `{"error":{"code":"rate_limited","message":"injected"}}`
+)
 
 func reply(req *http.Request, code int, h http.Header, body string) *http.Response {
 	if h == nil {

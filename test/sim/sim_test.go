@@ -96,9 +96,12 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	t.Logf("seeds run: %d (from %d); violations: %d seed(s) %v", run, first, len(failed), failed)
-	t.Logf("steps: %d, reconciles: %d, operator restarts: %d, user actions: %d, API calls: %d, writes that changed nothing: %d", total.Steps, total.Reconciles, total.Restarts, total.UserActions, total.APICalls, total.NoopWrites)
-	t.Logf("simulated time: %s in %s of wall time; most API calls in a quiet simulated hour: %d", total.Simulated.Round(time.Minute), time.Since(began).Round(time.Millisecond), total.MaxCallsPerHour)
-	var faults []string
+	t.Logf("steps: %d, reconciles: %d, operator restarts: %d, user actions: %d, API calls: %d, "+
+		"writes that changed nothing: %d",
+		total.Steps, total.Reconciles, total.Restarts, total.UserActions, total.APICalls, total.NoopWrites)
+	t.Logf("simulated time: %s in %s of wall time; most API calls in a quiet simulated hour: %d",
+		total.Simulated.Round(time.Minute), time.Since(began).Round(time.Millisecond), total.MaxCallsPerHour)
+	faults := make([]string, 0, len(AllFaults))
 	for _, k := range AllFaults {
 		faults = append(faults, fmt.Sprintf("%s=%d", k, total.Faults[k]))
 	}
@@ -134,7 +137,8 @@ func report(t *testing.T, cfg Config, res Result) {
 	t.Errorf("seed %d broke an invariant:\n  %s\nfault schedule:\n  %s\ntrace:\n%s",
 		cfg.Seed, strings.Join(res.Violations, "\n  "), strings.Join(res.Schedule, "\n  "), trace)
 	kinds := shrink(t, cfg)
-	t.Errorf("seed %d still fails with only these fault kinds: %v; replay with: make sim SEED=%d", cfg.Seed, kinds, cfg.Seed)
+	t.Errorf("seed %d still fails with only these fault kinds: %v; replay with: make sim SEED=%d",
+		cfg.Seed, kinds, cfg.Seed)
 }
 
 // shrink drops fault kinds one at a time while the seed still fails.
@@ -215,7 +219,8 @@ func TestChecksCatch(t *testing.T) {
 	}, {
 		name: "a secret in an event",
 		breakIt: func(w *World) {
-			(&recorder{w: w}).Eventf(nil, nil, "Normal", "Created", "CreateKey", "created %s", "mob_0123456789abcdefABCDEF0123456789abcdefAB")
+			(&recorder{w: w}).Eventf(nil, nil, "Normal", "Created", "CreateKey", "created %s",
+				"mob_0123456789abcdefABCDEF0123456789abcdefAB")
 		},
 		want: "a secret or session token in a event",
 	}, {

@@ -41,6 +41,16 @@ const (
 	operatorNamespace = "operator-system"
 	credentialsSecret = "creds"
 	connectionName    = "conn"
+	// credentialsKey is the key of a credentials Secret that holds the
+	// session token.
+	credentialsKey = "token"
+	// clusterConnectionName is the name of the one ClusterConnection.
+	clusterConnectionName = "default"
+	// defaultSecretKey is where an ApiKey's Secret holds the key when
+	// spec.secretKey is empty; customSecretKey is the other key the user
+	// may ask for.
+	defaultSecretKey = "apiKey"
+	customSecretKey  = "token"
 )
 
 // secretNames is the small pool spec.secretName is drawn from, so that
@@ -74,10 +84,12 @@ func (w *World) setup() {
 	w.createNamespace(operatorNamespace)
 	w.writeToken(operatorNamespace, 24*time.Hour)
 	must(w.store.Create(ctx, &iamv1alpha1.ClusterConnection{
-		ObjectMeta: metav1.ObjectMeta{Name: "default"},
+		ObjectMeta: metav1.ObjectMeta{Name: clusterConnectionName},
 		Spec: iamv1alpha1.ClusterConnectionSpec{ConnectionParameters: iamv1alpha1.ConnectionParameters{
 			URL: apiURL, OrganizationID: w.orgIDs[w.rng.IntN(2)],
-			CredentialsSecretRef: iamv1alpha1.SecretKeyReference{Name: credentialsSecret, Namespace: operatorNamespace, Key: "token"},
+			CredentialsSecretRef: iamv1alpha1.SecretKeyReference{
+				Name: credentialsSecret, Namespace: operatorNamespace, Key: credentialsKey,
+			},
 		}},
 	}))
 	for range 2 {
@@ -95,7 +107,8 @@ func must(err error) {
 }
 
 func (w *World) createNamespace(name string) {
-	must(w.store.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Finalizers: []string{namespaceFinalizer}}}))
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Finalizers: []string{namespaceFinalizer}}}
+	must(w.store.Create(context.Background(), ns))
 }
 
 // newTenantNamespace creates a namespace with a Connection and its
@@ -109,7 +122,7 @@ func (w *World) newTenantNamespace() {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: connectionName},
 		Spec: iamv1alpha1.ConnectionSpec{ConnectionParameters: iamv1alpha1.ConnectionParameters{
 			URL: apiURL, OrganizationID: w.orgIDs[w.rng.IntN(2)],
-			CredentialsSecretRef: iamv1alpha1.SecretKeyReference{Name: credentialsSecret, Key: "token"},
+			CredentialsSecretRef: iamv1alpha1.SecretKeyReference{Name: credentialsSecret, Key: credentialsKey},
 		}},
 	}))
 	w.model.namespaces = append(w.model.namespaces, ns)
@@ -129,11 +142,11 @@ func (w *World) writeToken(ns string, ttl time.Duration) {
 		must(client.IgnoreNotFound(err))
 		must(w.store.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: credentialsSecret},
-			Data:       map[string][]byte{"token": []byte(token)},
+			Data:       map[string][]byte{credentialsKey: []byte(token)},
 		}))
 		return
 	}
-	s.Data = map[string][]byte{"token": []byte(token)}
+	s.Data = map[string][]byte{credentialsKey: []byte(token)}
 	must(w.store.Update(ctx, &s))
 }
 
@@ -146,13 +159,15 @@ func (w *World) createApiKey() {
 		return
 	}
 	w.model.keySeq++
-	key := &iamv1alpha1.ApiKey{ObjectMeta: metav1.ObjectMeta{Namespace: w.randomNamespace(), Name: fmt.Sprintf("k%d", w.model.keySeq%6)}}
+	key := &iamv1alpha1.ApiKey{ObjectMeta: metav1.ObjectMeta{
+		Namespace: w.randomNamespace(), Name: fmt.Sprintf("k%d", w.model.keySeq%6),
+	}}
 	if w.rng.IntN(2) == 0 {
 		key.Spec.ConnectionRef = iamv1alpha1.ConnectionReference{Kind: iamv1alpha1.ConnectionKind, Name: connectionName}
 	}
 	key.Spec.SecretName = secretNames[w.rng.IntN(len(secretNames))]
 	if w.rng.IntN(4) == 0 {
-		key.Spec.SecretKey = "token"
+		key.Spec.SecretKey = customSecretKey
 	}
 	if w.rng.IntN(5) == 0 {
 		key.Spec.DeletionPolicy = iamv1alpha1.DeletionPolicyOrphan
@@ -230,10 +245,12 @@ func (w *World) userAction() {
 	case r < 41:
 		w.editApiKey(key, "spec.name", func(k *iamv1alpha1.ApiKey) { k.Spec.Name = fmt.Sprintf("team-%d", w.rng.IntN(3)) })
 	case r < 47:
-		w.editApiKey(key, "spec.secretName", func(k *iamv1alpha1.ApiKey) { k.Spec.SecretName = secretNames[w.rng.IntN(len(secretNames))] })
+		w.editApiKey(key, "spec.secretName", func(k *iamv1alpha1.ApiKey) {
+			k.Spec.SecretName = secretNames[w.rng.IntN(len(secretNames))]
+		})
 	case r < 51:
 		w.editApiKey(key, "spec.secretKey", func(k *iamv1alpha1.ApiKey) {
-			k.Spec.SecretKey = []string{"", "token", "apiKey"}[w.rng.IntN(3)]
+			k.Spec.SecretKey = []string{"", customSecretKey, defaultSecretKey}[w.rng.IntN(3)]
 		})
 	case r < 56:
 		w.editApiKey(key, "spec.connectionRef", func(k *iamv1alpha1.ApiKey) {
@@ -312,7 +329,8 @@ func (w *World) editApiKey(key *iamv1alpha1.ApiKey, what string, change func(*ia
 		w.tracef("user: edit %s of ApiKey %s/%s: %v", what, key.Namespace, key.Name, err)
 		return
 	}
-	w.tracef("user: edit %s of ApiKey %s/%s → %s annotations=%v", what, key.Namespace, key.Name, describeSpec(key), userAnnotations(key))
+	w.tracef("user: edit %s of ApiKey %s/%s → %s annotations=%v",
+		what, key.Namespace, key.Name, describeSpec(key), userAnnotations(key))
 }
 
 func userAnnotations(k *iamv1alpha1.ApiKey) []string {
@@ -333,11 +351,12 @@ func (w *World) switchOrganization() {
 	var params *iamv1alpha1.ConnectionParameters
 	if w.rng.IntN(2) == 0 {
 		cc := &iamv1alpha1.ClusterConnection{}
-		must(w.store.Get(ctx, types.NamespacedName{Name: "default"}, cc))
+		must(w.store.Get(ctx, types.NamespacedName{Name: clusterConnectionName}, cc))
 		obj, params = cc, &cc.Spec.ConnectionParameters
 	} else {
 		c := &iamv1alpha1.Connection{}
-		if err := w.store.Get(ctx, types.NamespacedName{Namespace: w.randomNamespace(), Name: connectionName}, c); err != nil {
+		nn := types.NamespacedName{Namespace: w.randomNamespace(), Name: connectionName}
+		if err := w.store.Get(ctx, nn, c); err != nil {
 			return
 		}
 		obj, params = c, &c.Spec.ConnectionParameters
@@ -352,7 +371,8 @@ func (w *World) switchOrganization() {
 	}
 	obj.SetGeneration(obj.GetGeneration() + 1)
 	must(w.store.Update(ctx, obj))
-	w.tracef("user: %s %s/%s now uses organization %s", kindName(w.scheme, obj), obj.GetNamespace(), obj.GetName(), w.orgName(params.OrganizationID))
+	w.tracef("user: %s %s/%s now uses organization %s",
+		kindName(w.scheme, obj), obj.GetNamespace(), obj.GetName(), w.orgName(params.OrganizationID))
 }
 
 func (w *World) deleteNamespace() {
@@ -384,7 +404,7 @@ func (w *World) foreignSecret() {
 	name := secretNames[2+w.rng.IntN(len(secretNames)-2)]
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{"owner": "someone else"}},
-		Data:       map[string][]byte{"apiKey": []byte("not-a-key"), "token": []byte("also-not-a-key")},
+		Data:       map[string][]byte{defaultSecretKey: []byte("not-a-key"), customSecretKey: []byte("also-not-a-key")},
 	}
 	if w.rng.IntN(2) == 0 {
 		s.Labels = map[string]string{iamv1alpha1.ManagedByLabel: iamv1alpha1.ManagedByValue}
@@ -421,7 +441,8 @@ func (w *World) deleteManagedSecret(key *iamv1alpha1.ApiKey) {
 		return
 	}
 	var s corev1.Secret
-	if err := w.store.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: name}, &s); err != nil {
+	nn := types.NamespacedName{Namespace: key.Namespace, Name: name}
+	if err := w.store.Get(context.Background(), nn, &s); err != nil {
 		return
 	}
 	if !metav1.IsControlledBy(&s, key) {
@@ -434,7 +455,8 @@ func (w *World) deleteManagedSecret(key *iamv1alpha1.ApiKey) {
 // tamperManagedSecret overwrites the value of an ApiKey's Secret.
 func (w *World) tamperManagedSecret(key *iamv1alpha1.ApiKey) {
 	var s corev1.Secret
-	if err := w.store.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: key.Status.SecretName}, &s); err != nil || !metav1.IsControlledBy(&s, key) {
+	nn := types.NamespacedName{Namespace: key.Namespace, Name: key.Status.SecretName}
+	if err := w.store.Get(context.Background(), nn, &s); err != nil || !metav1.IsControlledBy(&s, key) {
 		return
 	}
 	for k := range s.Data {
@@ -472,7 +494,8 @@ func (w *World) renewTokens() {
 	}
 	for _, ns := range w.model.deletedNS {
 		var s corev1.Secret
-		if err := w.store.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: credentialsSecret}, &s); err == nil {
+		nn := types.NamespacedName{Namespace: ns, Name: credentialsSecret}
+		if err := w.store.Get(context.Background(), nn, &s); err == nil {
 			w.writeToken(ns, 48*time.Hour)
 		}
 	}
