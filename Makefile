@@ -129,9 +129,13 @@ build: manifests generate fmt vet ## Build the manager (bin/manager) and the kub
 build-emulator: ## Build the Mobile Next API emulator (bin/mobilenext-emulator).
 	go build -o bin/mobilenext-emulator ./cmd/emulator
 
+# RUN_ARGS passes flags to the manager, e.g. two replicas from one machine:
+#   make run RUN_ARGS="--leader-elect --leader-election-namespace=default --health-probe-bind-address=:8081"
+#   make run RUN_ARGS="--leader-elect --leader-election-namespace=default --health-probe-bind-address=:8082"
+RUN_ARGS ?=
 .PHONY: run
-run: manifests generate fmt vet ## Run a controller from your host against the cluster in ~/.kube/config.
-	go run ./cmd
+run: manifests generate fmt vet ## Run a controller from your host against the cluster in ~/.kube/config (flags in RUN_ARGS).
+	go run ./cmd $(RUN_ARGS)
 
 # If you wish to build the manager image targeting other platforms you can use the --platform flag.
 # (i.e. docker build --platform linux/arm64). However, you must enable docker buildKit for it.

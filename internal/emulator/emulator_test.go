@@ -45,7 +45,7 @@ import (
 var startTime = time.Date(2026, 11, 27, 13, 0, 0, 0, time.UTC)
 
 var (
-	keyIDPattern  = regexp.MustCompile(`^key_[0-9a-f]{20}$`)
+	keyIDPattern  = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 	secretPattern = regexp.MustCompile(`^mob_[0-9A-Za-z]{40}$`)
 )
 
@@ -268,7 +268,7 @@ func TestKeyLifecycle(t *testing.T) {
 	firstID, _ := first["id"].(string)
 	firstSecret, _ := first["apiKey"].(string)
 	if !keyIDPattern.MatchString(firstID) {
-		t.Errorf("id = %q, want key_ and 20 hex digits", firstID)
+		t.Errorf("id = %q, want a version 4 UUID", firstID)
 	}
 	if !secretPattern.MatchString(firstSecret) {
 		t.Errorf("apiKey = %q, want mob_ and 40 base62 characters", firstSecret)

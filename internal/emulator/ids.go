@@ -43,6 +43,17 @@ func (s *Server) newID(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
+// newUUID returns a random (version 4) UUID: the API documents key ids as
+// UUIDs, and an emulator that differed would hide id-format assumptions.
+func (s *Server) newUUID() string {
+	b := make([]byte, 16)
+	s.randomBytes(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
 // newSecret returns a fresh API key secret: the prefix and 40 uniformly random
 // base62 characters.
 func (s *Server) newSecret() string {

@@ -299,7 +299,7 @@ func (s *Server) storeKeyLocked(orgID, name, secret string, createdAt time.Time)
 	}
 	s.keySeq++
 	k := &apiKey{
-		id:        s.newID("key_"),
+		id:        s.newUUID(),
 		orgID:     orgID,
 		name:      name,
 		hash:      sha256.Sum256([]byte(secret)),
