@@ -23,6 +23,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -263,6 +264,10 @@ func (w *World) noteOrphans(keys []iamv1alpha1.ApiKey) {
 	}
 }
 
+// retirementSlack is how late after its deadline a previous key may still
+// be alive at a check: its reconcile is due within a second of it.
+const retirementSlack = 2 * time.Second
+
 // attemptKey is how an orphaned create attempt is remembered in orphaned.
 func attemptKey(id string) string { return "attempt:" + id }
 
@@ -355,7 +360,10 @@ func (w *World) checkOperatorKeysSettled(
 				continue
 			}
 			inGrace := slices.ContainsFunc(a.Status.PreviousKeys, func(p iamv1alpha1.PreviousKey) bool {
-				return p.KeyID == id && now.Before(p.DeleteAfter.Time)
+				// A key whose grace period ends right now is retired by the
+				// reconcile due just after it (status times are whole
+				// seconds, and requeues land a little past a deadline).
+				return p.KeyID == id && now.Before(p.DeleteAfter.Add(retirementSlack))
 			})
 			if !inGrace {
 				w.violatef("at quiescence key %s (%q) of ApiKey %s is neither its current key "+
