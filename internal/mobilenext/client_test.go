@@ -303,7 +303,7 @@ func TestErrorsFromEmulator(t *testing.T) {
 			wantClass:  mobilenext.ClassForbidden,
 			wantStatus: http.StatusForbidden,
 			wantCode:   "forbidden",
-			wantText:   "delete key: DELETE /api/v1/keys/key_",
+			wantText:   "delete key: DELETE /api/v1/keys/",
 		},
 		{
 			name: "403 organization the user is not a member of",

@@ -19,6 +19,7 @@ package plugin
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -139,11 +140,14 @@ func newOrphanWorld(t *testing.T) *orphanWorld {
 	return w
 }
 
+// keyIDPattern is the documented format of key ids: a UUID.
+var keyIDPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
 // listedIDs returns the key ids in the first column of a command's output.
 func listedIDs(out string) []string {
 	var ids []string
 	for l := range strings.Lines(out) {
-		if f := strings.Fields(l); len(f) > 0 && strings.HasPrefix(f[0], "key_") {
+		if f := strings.Fields(l); len(f) > 0 && keyIDPattern.MatchString(f[0]) {
 			ids = append(ids, f[0])
 		}
 	}
