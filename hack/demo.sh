@@ -54,6 +54,13 @@ run() {
 
 kubectl() { "$assets/kubectl" --kubeconfig="$kubeconfig" "$@"; }
 
+# plugin prints and runs the kubectl plugin, as `kubectl mobilenext ...`
+# runs it with bin/ on PATH.
+plugin() {
+  printf '$ kubectl mobilenext %s\n' "$(quote "$@")"
+  bin/kubectl-mobilenext --kubeconfig="$kubeconfig" "$@"
+}
+
 # show_logs prints the end of the logs that explain a failure. The emulator's
 # standard output is never shown: it holds the session token.
 show_logs() {
@@ -239,7 +246,7 @@ apikey_field() {
 
 # --- prerequisites ---------------------------------------------------------
 
-for bin in bin/manager bin/mobilenext-emulator; do
+for bin in bin/manager bin/mobilenext-emulator bin/kubectl-mobilenext; do
   [ -x "$bin" ] || fail "$bin is missing: run this through 'make demo', which builds it"
 done
 command -v curl >/dev/null || fail "curl is required"
@@ -384,6 +391,9 @@ subject=$(kubectl -n "$demo_ns" get apikeys -o jsonpath='{range .items[?(@.spec.
 secret_name=$(apikey_field "$subject" '{.status.secretName}')
 secret_key=$(apikey_field "$subject" '{.status.secretKey}')
 
+section "The same, through the kubectl plugin (bin/kubectl-mobilenext)"
+plugin status -A
+
 section "The Secret of ApiKey $subject"
 show_secret "$secret_name" "$secret_key"
 
@@ -395,7 +405,7 @@ list_remote_keys
 section "Rotating ApiKey $subject on demand"
 old_key=$(apikey_field "$subject" '{.status.keyId}')
 note "current key id: $old_key"
-run kubectl -n "$demo_ns" annotate apikey "$subject" "iam.mobilenexthq.com/rotate=$(date +%s)" --overwrite
+plugin -n "$demo_ns" rotate "$subject"
 note "waiting for a new key id (up to 60s)..."
 new_key=$old_key
 for ((i = 0; i < 120; i++)); do
