@@ -333,7 +333,7 @@ var _ = Describe("Guarantees", func() {
 		// a whole: a handful of calls in 15s, where ten ApiKeys backing off
 		// each on their own made dozens. The figure is a rate, so it is
 		// watched over a window; it fails as soon as it is exceeded.
-		Eventually(calls.Load).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 2), "no 429 reached the manager")
+		Eventually(calls.Load).WithTimeout(10*time.Second).Should(BeNumerically(">=", 2), "no 429 reached the manager")
 		Consistently(calls.Load).WithTimeout(15*time.Second).WithPolling(250*time.Millisecond).
 			Should(BeNumerically("<=", 6), "calls that reached the API while it answered 429")
 		throttling.Store(false)
