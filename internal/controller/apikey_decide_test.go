@@ -17,11 +17,15 @@ package controller
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
 	"github.com/mobile-next/apikey-operator/internal/mobilenext"
@@ -189,5 +193,25 @@ func TestNextRotationIgnoresARemoteClockThatIsOff(t *testing.T) {
 	got := nextRotation(key)
 	if got == nil || !got.Time.Equal(recorded.Add(time.Hour)) {
 		t.Fatalf("nextRotation() = %v, want %s (an hour after the operator recorded the key)", got, recorded.Add(time.Hour))
+	}
+}
+
+// A refusal that quotes the Secret's value loses the value, not its type.
+func TestWithoutValueRedactsTheSecret(t *testing.T) {
+	value := mobilenext.NewSecret("mob_S3cr3tValueThatMustNotLeak")
+	refused := apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "k",
+		errors.New("webhook denied data.apiKey="+value.Reveal()))
+	err := fmt.Errorf("create Secret k: %w", withoutValue(refused, value))
+	if strings.Contains(err.Error(), value.Reveal()) {
+		t.Fatalf("the error still holds the value: %v", err)
+	}
+	if !strings.Contains(err.Error(), "[redacted]") {
+		t.Fatalf("the error does not say what was taken out: %v", err)
+	}
+	if _, ok := errors.AsType[*apierrors.StatusError](err); !ok {
+		t.Fatal("the redacted error lost its type")
+	}
+	if got := withoutValue(refused, mobilenext.NewSecret("mob_other")); got != refused {
+		t.Fatal("an error without the value was changed")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -131,12 +132,12 @@ func (r *ApiKeyReconciler) writeSecret(ctx context.Context, key *iamv1alpha1.Api
 	}
 	if existing == nil {
 		if err := r.Create(ctx, s); err != nil {
-			return fmt.Errorf("create Secret %s: %w", name, err)
+			return fmt.Errorf("create Secret %s: %w", name, withoutValue(err, value))
 		}
 		return nil
 	}
 	if err := r.Update(ctx, s); err != nil {
-		return fmt.Errorf("update Secret %s: %w", name, err)
+		return fmt.Errorf("update Secret %s: %w", name, withoutValue(err, value))
 	}
 	return nil
 }
@@ -252,3 +253,24 @@ func (rc *reconcileContext) sweepStaleSecrets(ctx context.Context) error {
 	}
 	return nil
 }
+
+// withoutValue keeps a Secret's value out of an error about writing it: the
+// API server, or an admission webhook, may quote the object it refused, and
+// the error ends up in logs and status. The error keeps its type (callers
+// decide on a refusal by it); only its text is redacted.
+func withoutValue(err error, value mobilenext.Secret) error {
+	v := value.Reveal()
+	if v == "" || !strings.Contains(err.Error(), v) {
+		return err
+	}
+	return &redactedError{msg: strings.ReplaceAll(err.Error(), v, "[redacted]"), err: err}
+}
+
+// redactedError is an error whose text had a secret value taken out.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
