@@ -18,7 +18,7 @@ package controller
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
+	"io"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -64,6 +64,9 @@ type ApiKeyOptions struct {
 	MaxConcurrentReconciles int
 	// Clock tells the time; the real clock by default.
 	Clock clock.PassiveClock
+	// Entropy is where attempt ids and jitter come from; crypto/rand when
+	// nil. It must be safe for concurrent use (crypto/rand is).
+	Entropy io.Reader
 }
 
 // ApiKeyReconciler keeps a remote key and its Secret in line with an ApiKey.
@@ -409,7 +412,7 @@ func (rc *reconcileContext) requeueAfterFailure() reconcile.Result {
 // missing key, or a step that asked for it.
 func (rc *reconcileContext) nextCheck() time.Duration {
 	period := rc.r.syncPeriod()
-	next := period + time.Duration(rand.Int64N(int64(period/10)+1))
+	next := jitter(rc.r.Options.Entropy, period, 0.1)
 	consider := func(t *metav1.Time) {
 		if t == nil {
 			return

@@ -17,8 +17,6 @@ package controller
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -77,12 +75,6 @@ func baseOfRemoteName(name string) string {
 		return name[:i]
 	}
 	return name
-}
-
-func newAttemptID() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // replacementTrigger says whether the ApiKey needs a new key, and why.
@@ -177,7 +169,7 @@ func (rc *reconcileContext) roomForPreviousKey(ctx context.Context, trigger stri
 func (rc *reconcileContext) replaceKey(ctx context.Context, trigger string, secret *corev1.Secret) error {
 	key := rc.key
 	log := logf.FromContext(ctx)
-	id := newAttemptID()
+	id := newAttemptID(rc.r.Options.Entropy)
 	attempt := &iamv1alpha1.CreateAttempt{
 		ID:            id,
 		Name:          remoteBaseName(key) + " " + attemptMarker(id),

@@ -20,6 +20,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -59,6 +60,9 @@ type ConnectionOptions struct {
 	// CredentialsExpiring warning is recorded (at most daily);
 	// DefaultExpiryWarning when zero.
 	ExpiryWarning time.Duration
+	// Entropy is where the jitter of the shared backoff comes from;
+	// crypto/rand when nil. It must be safe for concurrent use.
+	Entropy io.Reader
 }
 
 func (o ConnectionOptions) withDefaults() ConnectionOptions {

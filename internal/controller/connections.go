@@ -142,6 +142,7 @@ func (c *Connections) inventory(cfg mobilenext.Config, via ConnectionKey) (*Inve
 		}
 	}
 	inv := NewInventory(svc, c.options.SyncPeriod, c.options.Clock)
+	inv.entropy = c.options.Entropy
 	c.places[id] = &place{inv: inv, lastUsed: now}
 	return inv, nil
 }

@@ -18,11 +18,11 @@ package controller
 import (
 	"context"
 	"errors"
+	"io"
 	"maps"
 	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 
 	"github.com/mobile-next/apikey-operator/internal/mobilenext"
@@ -80,6 +80,8 @@ type Inventory struct {
 	svc    KeyService
 	maxAge time.Duration
 	clock  clock.PassiveClock
+	// entropy gives the backoff its jitter; crypto/rand when nil.
+	entropy io.Reader
 
 	mu       sync.Mutex
 	listing  *Listing
@@ -309,11 +311,11 @@ func (i *Inventory) recordLocked(err error) {
 		i.failures++
 		hold = mobilenext.RetryAfter(err)
 		if hold <= 0 {
-			hold = backoffStep(i.failures)
+			hold = backoffStep(i.failures, i.entropy)
 		}
 	case mobilenext.ClassTransient:
 		i.failures++
-		hold = backoffStep(i.failures)
+		hold = backoffStep(i.failures, i.entropy)
 	default:
 		i.failures, i.lastErr = 0, nil
 		return
@@ -327,7 +329,7 @@ func (i *Inventory) recordLocked(err error) {
 // backoffStep is the wait after the n-th failure in a row: backoffBase
 // doubled n-1 times, capped, with up to 20% jitter so that connections that
 // failed together do not retry together.
-func backoffStep(n int) time.Duration {
+func backoffStep(n int, src io.Reader) time.Duration {
 	d := backoffBase
 	for range n - 1 {
 		if d >= backoffCap {
@@ -335,7 +337,7 @@ func backoffStep(n int) time.Duration {
 		}
 		d *= 2
 	}
-	return wait.Jitter(min(d, backoffCap), 0.2)
+	return jitter(src, min(d, backoffCap), 0.2)
 }
 
 func cloneKeys(m map[string]mobilenext.Key) map[string]mobilenext.Key {

@@ -18,6 +18,7 @@ package controller
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -65,6 +66,9 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// Clock tells the time; the real clock by default.
 	Clock clock.PassiveClock
+	// Entropy is where attempt ids and jitter come from; crypto/rand when
+	// nil. It must be safe for concurrent use.
+	Entropy io.Reader
 }
 
 // ManagedSecretSelector selects the Secrets the operator writes.
@@ -133,6 +137,7 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 		NewClient:               opts.NewClient,
 		Clock:                   opts.Clock,
 		ExpiryWarning:           opts.ExpiryWarning,
+		Entropy:                 opts.Entropy,
 	}
 	conns := NewConnections(connOpts)
 	events := mgr.GetEventRecorder("apikey-operator")
@@ -156,6 +161,7 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 			CreateWindow:            opts.CreateWindow,
 			MaxConcurrentReconciles: cmp.Or(opts.MaxConcurrentReconciles, DefaultMaxConcurrentReconciles),
 			Clock:                   opts.Clock,
+			Entropy:                 opts.Entropy,
 		},
 	}
 	if err := apiKeys.SetupWithManager(mgr); err != nil {

@@ -116,6 +116,7 @@ func (w *World) start() {
 		CredentialsPollInterval: credentialsPollInterval,
 		NewClient:               w.newClientFactory(p),
 		Clock:                   w.clock,
+		Entropy:                 w.entropy,
 	}
 	conns := controller.NewConnections(connOpts)
 	apiKeys := &controller.ApiKeyReconciler{
@@ -123,7 +124,7 @@ func (w *World) start() {
 		APIReader:   reader,
 		Recorder:    &recorder{w: w},
 		Connections: conns,
-		Options:     controller.ApiKeyOptions{SyncPeriod: syncPeriod, Clock: w.clock},
+		Options:     controller.ApiKeyOptions{SyncPeriod: syncPeriod, Clock: w.clock, Entropy: w.entropy},
 	}
 	connections := controller.NewConnectionReconciler(c, reader, conns, connOpts)
 	clusterConnections := controller.NewClusterConnectionReconciler(c, reader, conns, connOpts)
@@ -354,24 +355,13 @@ func (w *World) runReconcile(wk work) {
 		q.add(req, now.Add(d))
 	case res.RequeueAfter > 0:
 		delete(q.failures, req)
-		d := w.unjitter(res.RequeueAfter)
+		d := res.RequeueAfter
 		w.tracef("  → requeue after %s", d)
 		q.add(req, now.Add(d))
 	default:
 		delete(q.failures, req)
 		w.tracef("  → done")
 	}
-}
-
-// unjitter takes the latest point of the ApiKey reconciler's sync-period
-// jitter (a tenth of the period, drawn from math/rand/v2's global source,
-// which no test can seed): a reconcile at the end of the window it asked
-// for is one it may get, and the schedule stays a function of the seed.
-func (w *World) unjitter(d time.Duration) time.Duration {
-	if d > syncPeriod && d <= syncPeriod+syncPeriod/10 {
-		return syncPeriod + syncPeriod/10
-	}
-	return d
 }
 
 // restart replaces a crashed process with a new one.

@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -93,15 +94,17 @@ type Stats struct {
 // World is the whole simulated system: the API server's store, the remote
 // API, one operator process at a time, the user, and one clock.
 type World struct {
-	cfg    Config
-	rng    *rand.Rand
-	ctx    context.Context
-	scheme *runtime.Scheme
-	clock  *clocktesting.FakeClock
-	begin  time.Time
-	emu    *emulator.Server
-	store  client.WithWatch
-	proc   *process
+	cfg Config
+	rng *rand.Rand
+	// entropy is the operator's source of chance, kept across restarts.
+	entropy io.Reader
+	ctx     context.Context
+	scheme  *runtime.Scheme
+	clock   *clocktesting.FakeClock
+	begin   time.Time
+	emu     *emulator.Server
+	store   client.WithWatch
+	proc    *process
 
 	faultsOn   bool
 	rates      map[FaultKind]float64
@@ -176,6 +179,10 @@ func newWorld(cfg Config) *World {
 	var seed [32]byte
 	binary.LittleEndian.PutUint64(seed[:], cfg.Seed)
 	w.emu = emulator.New(emulator.Options{Clock: w.clock, Entropy: rand.NewChaCha8(seed)})
+	// The operator draws its attempt ids and jitter from a stream of its
+	// own, so one seed gives one history and seeds can run side by side.
+	seed[31] = 1
+	w.entropy = rand.NewChaCha8(seed)
 	w.store = w.newStore()
 	w.ctx = logr.NewContext(context.Background(), funcr.New(func(prefix, args string) {
 		line := prefix + " " + args

@@ -14,26 +14,21 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// The jitter of k8s.io/apimachinery's wait.Jitter (the connections' backoff)
-// comes from math/rand's global source, which Seed only reseeds with this
-// setting: one seed, one history.
-//
-//go:debug randseednop=0
 package sim
 
 import (
 	"crypto/sha256"
 	"flag"
 	"fmt"
-	mathrand "math/rand"
+	"iter"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
-	"testing/cryptotest"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -46,6 +41,7 @@ var (
 	flagStart = flag.Uint64("sim.start", 1, "the first seed")
 	flagSteps = flag.Int("sim.steps", 300, "steps with faults and user actions per seed")
 	flagTrace = flag.Bool("sim.trace", false, "print the trace of every seed, with the operator's log lines")
+	flagProcs = flag.Int("sim.parallel", runtime.GOMAXPROCS(0), "seeds run side by side")
 )
 
 func init() {
@@ -53,12 +49,10 @@ func init() {
 	logf.SetLogger(logr.Discard())
 }
 
-// runSeed runs one seed with every source of randomness the operator uses
-// seeded from it: crypto/rand (attempt ids), math/rand (backoff jitter) and
-// the emulator's entropy (key ids and secrets).
-func runSeed(t *testing.T, cfg Config) Result {
-	cryptotest.SetGlobalRandom(t, cfg.Seed)
-	mathrand.Seed(int64(cfg.Seed)) //nolint:staticcheck // reseeding the global source is the point
+// runSeed runs one seed. Every source of chance the operator and the
+// emulator use is seeded from it inside its world, so seeds share nothing
+// and run side by side.
+func runSeed(cfg Config) Result {
 	return Run(cfg)
 }
 
@@ -74,9 +68,8 @@ func TestSimulation(t *testing.T) {
 	total := Stats{Faults: map[FaultKind]int{}}
 	var failed []uint64
 	run := 0
-	for seed := first; seed < first+uint64(count); seed++ {
-		cfg := Config{Seed: seed, Steps: *flagSteps, FullTrace: *flagTrace || *flagSeed != 0}
-		res := runSeed(t, cfg)
+	for res := range runSeeds(first, count, max(1, *flagProcs)) {
+		seed := res.Seed
 		add(&total, res.Stats)
 		if *flagTrace || (*flagSeed != 0 && len(res.Violations) == 0) {
 			t.Logf("trace of seed %d:\n%s", seed, res.Trace)
@@ -89,13 +82,13 @@ func TestSimulation(t *testing.T) {
 			continue
 		}
 		failed = append(failed, seed)
-		report(t, cfg, res)
+		report(t, res.cfg, res.Result)
 		if len(failed) >= 3 {
 			t.Log("stopping after three failing seeds")
 			break
 		}
 	}
-	t.Logf("seeds run: %d (from %d); violations: %d seed(s) %v", run, first, len(failed), failed)
+	t.Logf("seeds run: %d (from %d, %d side by side); violations: %d seed(s) %v", run, first, max(1, *flagProcs), len(failed), failed)
 	t.Logf("steps: %d, reconciles: %d, operator restarts: %d, user actions: %d, API calls: %d, "+
 		"writes that changed nothing: %d",
 		total.Steps, total.Reconciles, total.Restarts, total.UserActions, total.APICalls, total.NoopWrites)
@@ -106,6 +99,50 @@ func TestSimulation(t *testing.T) {
 		faults = append(faults, fmt.Sprintf("%s=%d", k, total.Faults[k]))
 	}
 	t.Logf("faults injected: %s", strings.Join(faults, " "))
+}
+
+// seedResult is one seed's outcome and the config that produced it.
+type seedResult struct {
+	Result
+	cfg Config
+}
+
+// runSeeds runs count seeds from first on procs workers and yields their
+// results in seed order. Stopping the iteration stops the workers after the
+// seeds they are running.
+func runSeeds(first uint64, count, procs int) iter.Seq[seedResult] {
+	return func(yield func(seedResult) bool) {
+		done := make(chan struct{})
+		defer close(done)
+		results := make([]chan seedResult, count)
+		for i := range results {
+			results[i] = make(chan seedResult, 1)
+		}
+		next := make(chan int)
+		go func() {
+			defer close(next)
+			for i := range count {
+				select {
+				case next <- i:
+				case <-done:
+					return
+				}
+			}
+		}()
+		for range procs {
+			go func() {
+				for i := range next {
+					cfg := Config{Seed: first + uint64(i), Steps: *flagSteps, FullTrace: *flagTrace || *flagSeed != 0}
+					results[i] <- seedResult{Result: runSeed(cfg), cfg: cfg}
+				}
+			}()
+		}
+		for _, ch := range results {
+			if !yield(<-ch) {
+				return
+			}
+		}
+	}
 }
 
 func add(total *Stats, s Stats) {
@@ -151,7 +188,7 @@ func shrink(t *testing.T, cfg Config) []FaultKind {
 		only[k] = false
 		try := cfg
 		try.Only = only
-		if len(runSeed(t, try).Violations) == 0 {
+		if len(runSeed(try).Violations) == 0 {
 			only[k] = true
 		}
 	}
@@ -172,7 +209,7 @@ func TestOneSeedOneHistory(t *testing.T) {
 		t.Skip("replaying one seed")
 	}
 	for _, seed := range []uint64{7, 8, 9} {
-		res := runSeed(t, Config{Seed: seed, Steps: *flagSteps, FullTrace: true})
+		res := runSeed(Config{Seed: seed, Steps: *flagSteps, FullTrace: true})
 		want := fmt.Sprintf("trace digest of seed %d: %x", seed, sha256.Sum256([]byte(res.Trace)))
 		out, err := exec.Command(os.Args[0], "-test.run=^TestSimulation$", "-test.v", "-test.count=1",
 			fmt.Sprintf("-sim.seed=%d", seed), fmt.Sprintf("-sim.steps=%d", *flagSteps)).CombinedOutput()
@@ -235,7 +272,6 @@ func TestChecksCatch(t *testing.T) {
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cryptotest.SetGlobalRandom(t, 1)
 			w := newWorld(Config{Seed: 1})
 			w.check()
 			if len(w.violations) > 0 {
