@@ -30,8 +30,10 @@ limitations under the License.
 // are checked; at the end the faults stop, the clock runs past every window,
 // and convergence is checked.
 //
-// Nothing runs concurrently and nothing reads the wall clock or an unseeded
-// source, so one seed is one history, byte for byte: a failing seed prints
-// its fault schedule and trace, and replays exactly with
+// Nothing in a world runs concurrently and nothing reads the wall clock or
+// an unseeded source (the operator's attempt ids and jitter come from a
+// stream of the seed, passed as Options.Entropy), so one seed is one history,
+// byte for byte, and worlds share nothing: seeds run side by side. A failing
+// seed prints its fault schedule and trace, and replays exactly with
 // `make sim SEED=<n>`.
 package sim

@@ -23,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"strconv"
 	"time"
 
@@ -97,6 +98,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, timeoutError{}
 	}
 
+	if req.Method == http.MethodDelete {
+		w.checkRetirement(path.Base(req.URL.Path))
+	}
 	rec := httptest.NewRecorder()
 	w.emu.ServeHTTP(rec, clone())
 	w.countCall()

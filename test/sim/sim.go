@@ -338,6 +338,7 @@ func (w *World) quiesce() {
 	}
 	w.late = nil
 	w.renewTokens()
+	w.admitEveryNamespace()
 	end := w.clock.Now().Add(quiesceFor)
 	for i := 0; ; i++ {
 		if i >= maxQuiesceSteps {

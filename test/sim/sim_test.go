@@ -17,6 +17,7 @@ limitations under the License.
 package sim
 
 import (
+	"context"
 	"crypto/sha256"
 	"flag"
 	"fmt"
@@ -32,12 +33,14 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 var (
 	flagSeed  = flag.Uint64("sim.seed", 0, "replay this one seed, printing its whole trace")
-	flagSeeds = flag.Int("sim.seeds", 150, "how many seeds to run")
+	flagSeeds = flag.Int("sim.seeds", 250, "how many seeds to run")
 	flagStart = flag.Uint64("sim.start", 1, "the first seed")
 	flagSteps = flag.Int("sim.steps", 300, "steps with faults and user actions per seed")
 	flagTrace = flag.Bool("sim.trace", false, "print the trace of every seed, with the operator's log lines")
@@ -269,6 +272,20 @@ func TestChecksCatch(t *testing.T) {
 			}
 		},
 		want: "foreign Secret",
+	}, {
+		name: "a previous key retired early before its Deployment restarted for the new key",
+		breakIt: func(w *World) {
+			ctx := context.Background()
+			a := &w.liveApiKeys()[0]
+			a.Spec.RolloutRestartTargets = []iamv1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: workloadName}}
+			must(w.store.Update(ctx, a))
+			a.Status.KeyID = "current"
+			a.Status.PreviousKeys = []iamv1alpha1.PreviousKey{{KeyID: "old", DeleteAfter: metav1.NewTime(w.clock.Now().Add(time.Hour))}}
+			must(w.store.Status().Update(ctx, a))
+			w.createWorkload(a.Namespace)
+			w.checkRetirement("old")
+		},
+		want: "retired early",
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

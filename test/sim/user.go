@@ -117,6 +117,10 @@ func (w *World) newTenantNamespace() {
 	w.model.nsSeq++
 	ns := fmt.Sprintf("ns-%d", w.model.nsSeq)
 	w.createNamespace(ns)
+	if w.rng.IntN(2) == 0 {
+		w.toggleTierOf(ns)
+	}
+	w.createWorkload(ns)
 	w.writeToken(ns, 24*time.Hour)
 	must(w.store.Create(context.Background(), &iamv1alpha1.Connection{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: connectionName},
@@ -180,7 +184,11 @@ func (w *World) createApiKey() {
 		if w.rng.IntN(2) == 0 {
 			key.Spec.Rotation.GracePeriod = &metav1.Duration{Duration: time.Duration(1+w.rng.IntN(10)) * time.Minute}
 		}
+		if w.rng.IntN(3) == 0 {
+			key.Spec.Rotation.RetireWhenUnusedFor = &metav1.Duration{Duration: time.Duration(1+w.rng.IntN(5)) * time.Minute}
+		}
 	}
+	key.Spec.RolloutRestartTargets = w.restartTargetsFor()
 	err := w.store.Create(context.Background(), key)
 	if err != nil {
 		// The name is taken in that namespace: no new ApiKey this time.
@@ -211,6 +219,12 @@ func describeSpec(k *iamv1alpha1.ApiKey) string {
 		if r.GracePeriod != nil {
 			parts = append(parts, "grace="+r.GracePeriod.Duration.String())
 		}
+		if r.RetireWhenUnusedFor != nil {
+			parts = append(parts, "retireWhenUnusedFor="+r.RetireWhenUnusedFor.Duration.String())
+		}
+	}
+	for _, t := range k.Spec.RolloutRestartTargets {
+		parts = append(parts, "restart="+t.Kind+"/"+t.Name)
 	}
 	return "{" + strings.Join(parts, " ") + "}"
 }
@@ -233,7 +247,7 @@ func (w *World) userAction() {
 	if len(keys) > 0 {
 		key = &keys[w.rng.IntN(len(keys))]
 	}
-	switch r := w.rng.IntN(100); {
+	switch r := w.rng.IntN(110); {
 	case r < 15 || key == nil:
 		w.createApiKey()
 	case r < 25:
@@ -301,6 +315,12 @@ func (w *World) userAction() {
 		w.tamperManagedSecret(key)
 	case r < 98:
 		w.toggleRole()
+	case r < 103:
+		w.toggleSelector()
+	case r < 106:
+		w.toggleTier()
+	case r < 108:
+		w.toggleWorkload()
 	default:
 		if len(w.model.namespaces) < 4 {
 			w.newTenantNamespace()
