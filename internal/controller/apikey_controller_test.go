@@ -357,7 +357,7 @@ var _ = Describe("ApiKey", func() {
 		// The Secret write fails, and so does the delete of the key nobody
 		// can read: only the recorded attempt is left, as after a crash.
 		var crashed atomic.Bool
-		kubeFaults.Store(t.ns, interceptor.Funcs{
+		t.failKube(interceptor.Funcs{
 			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 				if _, ok := obj.(*corev1.Secret); ok && crashed.CompareAndSwap(false, true) {
 					return apierrors.NewServiceUnavailable("etcd leader changed")
@@ -365,9 +365,8 @@ var _ = Describe("ApiKey", func() {
 				return c.Create(ctx, obj, opts...)
 			},
 		})
-		DeferCleanup(func() { kubeFaults.Delete(t.ns) })
 		var deleteFailed atomic.Bool
-		serviceWrappers.Store(t.url, func(svc KeyService) KeyService {
+		t.failRemote(func(svc KeyService) KeyService {
 			return KeyServiceFuncs{
 				List: svc.ListKeys, Create: svc.CreateKey,
 				Delete: func(ctx context.Context, id string) error {
@@ -378,7 +377,6 @@ var _ = Describe("ApiKey", func() {
 				},
 			}
 		})
-		DeferCleanup(func() { serviceWrappers.Delete(t.url) })
 		t.apiKey("crashy")
 		k := t.waitReady("crashy")
 		Expect(crashed.Load()).To(BeTrue())
@@ -392,7 +390,7 @@ var _ = Describe("ApiKey", func() {
 		t := newTenant()
 		var gaveUp atomic.Bool
 		var late sync.WaitGroup
-		serviceWrappers.Store(t.url, func(svc KeyService) KeyService {
+		t.failRemote(func(svc KeyService) KeyService {
 			return KeyServiceFuncs{
 				List:   svc.ListKeys,
 				Delete: svc.DeleteKey,
@@ -410,7 +408,6 @@ var _ = Describe("ApiKey", func() {
 				},
 			}
 		})
-		DeferCleanup(func() { serviceWrappers.Delete(t.url) })
 
 		t.apiKey("late")
 		k := t.waitReady("late")
@@ -424,7 +421,7 @@ var _ = Describe("ApiKey", func() {
 	It("stops on a 400 until the spec changes", func() {
 		t := newTenant()
 		var refusals atomic.Int32
-		serviceWrappers.Store(t.url, func(svc KeyService) KeyService {
+		t.failRemote(func(svc KeyService) KeyService {
 			return KeyServiceFuncs{
 				List:   svc.ListKeys,
 				Delete: svc.DeleteKey,
@@ -437,7 +434,6 @@ var _ = Describe("ApiKey", func() {
 				},
 			}
 		})
-		DeferCleanup(func() { serviceWrappers.Delete(t.url) })
 		t.apiKey("refused", func(k *iamv1alpha1.ApiKey) { k.Spec.Name = "refused name" })
 		cond := t.waitReason("refused", iamv1alpha1.ReasonInvalidSpec)
 		Expect(cond.Message).To(ContainSubstring("name is not acceptable"))
@@ -458,7 +454,7 @@ var _ = Describe("ApiKey", func() {
 		var failing atomic.Bool
 		failing.Store(true)
 		var tries atomic.Int32
-		serviceWrappers.Store(t.url, func(svc KeyService) KeyService {
+		t.failRemote(func(svc KeyService) KeyService {
 			return KeyServiceFuncs{
 				List:   svc.ListKeys,
 				Delete: svc.DeleteKey,
@@ -471,7 +467,6 @@ var _ = Describe("ApiKey", func() {
 				},
 			}
 		})
-		DeferCleanup(func() { serviceWrappers.Delete(t.url) })
 		t.apiKey("failing")
 		cond := t.waitReason("failing", iamv1alpha1.ReasonRemoteError)
 		Expect(cond.Message).To(ContainSubstring("503"))

@@ -90,7 +90,7 @@ var _ = Describe("Connection and credentials Secret protection", func() {
 		// what is kept while the ApiKeys' finalizers run.
 		gate := make(chan struct{})
 		var deletes atomic.Int32
-		serviceWrappers.Store(t.url, func(svc KeyService) KeyService {
+		t.failRemote(func(svc KeyService) KeyService {
 			return KeyServiceFuncs{
 				List:   svc.ListKeys,
 				Create: svc.CreateKey,
@@ -105,7 +105,6 @@ var _ = Describe("Connection and credentials Secret protection", func() {
 				},
 			}
 		})
-		DeferCleanup(func() { serviceWrappers.Delete(t.url) })
 
 		names := []string{"one", "two", "three"}
 		keys := make([]client.Object, 0, len(names))

@@ -106,7 +106,7 @@ var _ = Describe("Guarantees", func() {
 		var omitted atomic.Int32
 		var lagging atomic.Bool
 		lagging.Store(true)
-		serviceWrappers.Store(t.url, func(svc KeyService) KeyService {
+		t.failRemote(func(svc KeyService) KeyService {
 			return KeyServiceFuncs{
 				Create: svc.CreateKey, Delete: svc.DeleteKey,
 				List: func(ctx context.Context) ([]mobilenext.Key, error) {
@@ -119,7 +119,6 @@ var _ = Describe("Guarantees", func() {
 				},
 			}
 		})
-		DeferCleanup(func() { serviceWrappers.Delete(t.url) })
 		Eventually(omitted.Load).WithTimeout(4 * testSyncPeriod).Should(BeEquivalentTo(1))
 		Consistently(func(g Gomega) {
 			for _, n := range names {
@@ -247,7 +246,7 @@ var _ = Describe("Guarantees", func() {
 			var mu sync.Mutex
 			var held []string
 			var server KeyService
-			serviceWrappers.Store(t.url, func(svc KeyService) KeyService {
+			t.failRemote(func(svc KeyService) KeyService {
 				return KeyServiceFuncs{
 					List: svc.ListKeys, Delete: svc.DeleteKey,
 					Create: func(_ context.Context, name string) (*mobilenext.CreatedKey, error) {
@@ -258,7 +257,6 @@ var _ = Describe("Guarantees", func() {
 					},
 				}
 			})
-			DeferCleanup(func() { serviceWrappers.Delete(t.url) })
 			t.apiKey("late", func(k *iamv1alpha1.ApiKey) { k.Spec.DeletionPolicy = policy })
 			t.waitReason("late", iamv1alpha1.ReasonRemoteError)
 			Expect(k8sClient.Delete(ctx, t.get("late"))).To(Succeed())
@@ -302,7 +300,7 @@ var _ = Describe("Guarantees", func() {
 			calls.Add(1)
 			return &mobilenext.APIError{Method: "POST", Path: "/api/v1/keys", StatusCode: 429}
 		}
-		serviceWrappers.Store(t.url, func(svc KeyService) KeyService {
+		t.failRemote(func(svc KeyService) KeyService {
 			return KeyServiceFuncs{
 				List: func(ctx context.Context) ([]mobilenext.Key, error) {
 					if throttling.Load() {
@@ -324,7 +322,6 @@ var _ = Describe("Guarantees", func() {
 				},
 			}
 		})
-		DeferCleanup(func() { serviceWrappers.Delete(t.url) })
 		throttling.Store(true)
 		for _, n := range names {
 			t.annotate(n, iamv1alpha1.RotateAnnotation, "now")
@@ -345,7 +342,7 @@ var _ = Describe("Guarantees", func() {
 	It("checks a Secret write with an unclear outcome instead of deleting the key it may hold", func() {
 		t := newTenant()
 		var unclear atomic.Int32
-		kubeFaults.Store(t.ns, interceptor.Funcs{
+		t.failKube(interceptor.Funcs{
 			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 				if _, ok := obj.(*corev1.Secret); ok && unclear.CompareAndSwap(0, 1) {
 					// The write lands, but its answer is lost.
@@ -357,7 +354,6 @@ var _ = Describe("Guarantees", func() {
 				return c.Create(ctx, obj, opts...)
 			},
 		})
-		DeferCleanup(func() { kubeFaults.Delete(t.ns) })
 		t.apiKey("unclear")
 		k := t.waitReady("unclear")
 		Expect(unclear.Load()).To(BeEquivalentTo(1))
@@ -371,7 +367,7 @@ var _ = Describe("Guarantees", func() {
 		t := newTenant()
 		var blocking atomic.Bool
 		blocking.Store(true)
-		kubeFaults.Store(t.ns, interceptor.Funcs{
+		t.failKube(interceptor.Funcs{
 			SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
 				if k, ok := obj.(*iamv1alpha1.ApiKey); ok && blocking.Load() && k.Status.KeyID != "" {
 					// The process dies after the Secret write, before the
@@ -381,7 +377,6 @@ var _ = Describe("Guarantees", func() {
 				return c.SubResource(sub).Update(ctx, obj, opts...)
 			},
 		})
-		DeferCleanup(func() { kubeFaults.Delete(t.ns) })
 		t.apiKey("renamed", func(k *iamv1alpha1.ApiKey) { k.Spec.SecretName = "first" })
 		Eventually(func(g Gomega) {
 			var s corev1.Secret
@@ -423,7 +418,7 @@ var _ = Describe("Guarantees", func() {
 	It("retries a delete the API refuses with 422 instead of freezing", func() {
 		t := newTenant()
 		var refusals atomic.Int32
-		serviceWrappers.Store(t.url, func(svc KeyService) KeyService {
+		t.failRemote(func(svc KeyService) KeyService {
 			return KeyServiceFuncs{
 				List: svc.ListKeys, Create: svc.CreateKey,
 				Delete: func(ctx context.Context, id string) error {
@@ -434,7 +429,6 @@ var _ = Describe("Guarantees", func() {
 				},
 			}
 		})
-		DeferCleanup(func() { serviceWrappers.Delete(t.url) })
 		t.apiKey("refused", func(k *iamv1alpha1.ApiKey) {
 			k.Spec.Rotation = &iamv1alpha1.Rotation{GracePeriod: &metav1.Duration{}}
 		})

@@ -80,22 +80,28 @@ var (
 	// secretsSeen collects every key value and token the tests handled.
 	secretsSeen sync.Map
 
-	// serviceWrappers lets a test stand between the manager and its
-	// tenant's emulator, by emulator URL.
-	serviceWrappers sync.Map
-
-	// kubeFaults lets a test stand between the manager and the API server
-	// for the objects of its tenant's namespace: an interceptor.Funcs by
-	// namespace, whose set functions replace the client's.
-	kubeFaults sync.Map
+	// tenants finds a tenant by its namespace and by its API URL, so that
+	// the manager's clients send its calls through the faults its test set
+	// (tenant.failRemote, tenant.failKube). Only newTenant writes it.
+	tenants sync.Map
 )
 
-// kubeFaultFuncs sends each write of the manager through the faults a test
-// registered for the object's namespace, if any.
+// tenantAt is the tenant of a namespace or an API URL, if any.
+func tenantAt(nsOrURL string) *tenant {
+	if t, ok := tenants.Load(nsOrURL); ok {
+		return t.(*tenant)
+	}
+	return nil
+}
+
+// kubeFaultFuncs sends each write of the manager through the faults the
+// test set on the tenant of the object's namespace, if any.
 func kubeFaultFuncs() interceptor.Funcs {
 	faults := func(ns string) interceptor.Funcs {
-		if f, ok := kubeFaults.Load(ns); ok {
-			return f.(interceptor.Funcs)
+		if t := tenantAt(ns); t != nil {
+			if f := t.kubeFaults.Load(); f != nil {
+				return *f
+			}
 		}
 		return interceptor.Funcs{}
 	}
@@ -121,16 +127,18 @@ func kubeFaultFuncs() interceptor.Funcs {
 	}
 }
 
-// interceptable sends each call through the wrapper registered for its URL,
-// if any, at the time of the call.
+// interceptable sends each call through the faults the test set on the
+// tenant of its URL, if any, at the time of the call.
 type interceptable struct {
 	url  string
 	next KeyService
 }
 
 func (i interceptable) svc() KeyService {
-	if w, ok := serviceWrappers.Load(i.url); ok {
-		return w.(func(KeyService) KeyService)(i.next)
+	if t := tenantAt(i.url); t != nil {
+		if wrap := t.remoteFaults.Load(); wrap != nil {
+			return (*wrap)(i.next)
+		}
 	}
 	return i.next
 }
@@ -268,6 +276,25 @@ type tenant struct {
 	orgID  string
 	userID string
 	token  string
+
+	// The faults the test stands between the manager and the tenant's API
+	// and namespace with; nil when none.
+	remoteFaults atomic.Pointer[func(KeyService) KeyService]
+	kubeFaults   atomic.Pointer[interceptor.Funcs]
+}
+
+// failRemote sends the manager's calls to the tenant's API through wrap,
+// until the test ends.
+func (t *tenant) failRemote(wrap func(KeyService) KeyService) {
+	t.remoteFaults.Store(&wrap)
+	DeferCleanup(func() { t.remoteFaults.Store(nil) })
+}
+
+// failKube sends the manager's writes to the tenant's namespace through
+// the set functions of f, which replace the client's, until the test ends.
+func (t *tenant) failKube(f interceptor.Funcs) {
+	t.kubeFaults.Store(&f)
+	DeferCleanup(func() { t.kubeFaults.Store(nil) })
 }
 
 var tenantSeq atomic.Int32
@@ -284,6 +311,8 @@ func newTenant(opts ...func(*corev1.Namespace)) *tenant {
 	t.orgID, t.userID, t.token, err = t.emu.Bootstrap()
 	Expect(err).NotTo(HaveOccurred())
 	remember(t.token)
+	tenants.Store(t.ns, t)
+	tenants.Store(t.url, t)
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: t.ns}}
 	for _, o := range opts {
