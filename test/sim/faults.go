@@ -76,7 +76,8 @@ func (w *World) chooseFaults() {
 }
 
 // roll reports whether a fault of this kind strikes now, without counting
-// it. A kind that is off draws no number.
+// it. A kind that is off draws no number; a fault drawn but spared
+// (Config.Spare) does not strike, and the run goes on from there.
 func (w *World) roll(k FaultKind) bool {
 	if !w.faultsOn {
 		return false
@@ -85,7 +86,11 @@ func (w *World) roll(k FaultKind) bool {
 	if rate <= 0 {
 		return false
 	}
-	return w.rng.Float64() < rate
+	if w.rng.Float64() >= rate {
+		return false
+	}
+	w.drawn++
+	return !w.cfg.Spare[w.drawn]
 }
 
 // fault is roll, counted and recorded in the schedule.

@@ -142,6 +142,11 @@ func (w *World) check() {
 	} else {
 		w.checkedAt = v
 	}
+	if w.cfg.extra != nil {
+		if v := w.cfg.extra(w); v != "" {
+			w.violatef("%s", v)
+		}
+	}
 	ctx := context.Background()
 	keys := w.liveApiKeys()
 	w.noteOrphans(keys)

@@ -61,8 +61,14 @@ type Config struct {
 	Steps int
 	// Only, when non-nil, restricts the faults to these kinds (shrinking).
 	Only map[FaultKind]bool
+	// Spare names faults that do not strike after all, by their number in
+	// the order they were drawn (from 1): shrinking drops them one by one.
+	Spare map[int]bool
 	// FullTrace keeps the operator's log lines in the trace too.
 	FullTrace bool
+	// extra is one more invariant, checked after every step; the tests of
+	// the simulator itself use it.
+	extra func(*World) string
 }
 
 // Result is what one run found.
@@ -74,6 +80,9 @@ type Result struct {
 	Trace string
 	// Schedule lists the faults that struck, by step.
 	Schedule []string
+	// Drawn counts the faults drawn, spared ones included: the numbers
+	// Config.Spare may name.
+	Drawn int
 }
 
 // Stats counts what happened in a run.
@@ -96,6 +105,8 @@ type Stats struct {
 type World struct {
 	cfg Config
 	rng *rand.Rand
+	// drawn counts the faults drawn so far (Config.Spare).
+	drawn int
 	// entropy is the operator's source of chance, kept across restarts.
 	entropy io.Reader
 	ctx     context.Context
@@ -214,7 +225,7 @@ func (w *World) run() Result {
 	}
 	w.stats.Steps = w.step
 	w.stats.Simulated = w.clock.Since(w.begin)
-	return Result{Seed: cfg.Seed, Violations: w.violations, Stats: w.stats, Trace: w.trace.String(), Schedule: w.schedule}
+	return Result{Seed: cfg.Seed, Violations: w.violations, Stats: w.stats, Trace: w.trace.String(), Schedule: w.schedule, Drawn: w.drawn}
 }
 
 func (w *World) tracef(format string, args ...any) {

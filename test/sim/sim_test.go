@@ -22,12 +22,14 @@ import (
 	"flag"
 	"fmt"
 	"iter"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +47,8 @@ var (
 	flagSteps = flag.Int("sim.steps", 300, "steps with faults and user actions per seed")
 	flagTrace = flag.Bool("sim.trace", false, "print the trace of every seed, with the operator's log lines")
 	flagProcs = flag.Int("sim.parallel", runtime.GOMAXPROCS(0), "seeds run side by side")
+	flagOnly  = flag.String("sim.only", "", "with -sim.seed: only these fault kinds, comma-separated (a shrunk run)")
+	flagSpare = flag.String("sim.spare", "", "with -sim.seed: spare these faults, by number (a shrunk run)")
 )
 
 func init() {
@@ -66,6 +70,9 @@ func TestSimulation(t *testing.T) {
 	first, count := *flagStart, *flagSeeds
 	if *flagSeed != 0 {
 		first, count = *flagSeed, 1
+	}
+	if err := parseShrunk(&Config{}); err != nil {
+		t.Fatal(err)
 	}
 	began := time.Now()
 	total := Stats{Faults: map[FaultKind]int{}}
@@ -136,6 +143,10 @@ func runSeeds(first uint64, count, procs int) iter.Seq[seedResult] {
 			go func() {
 				for i := range next {
 					cfg := Config{Seed: first + uint64(i), Steps: *flagSteps, FullTrace: *flagTrace || *flagSeed != 0}
+					if *flagSeed != 0 {
+						// parseShrunk was checked before the run.
+						_ = parseShrunk(&cfg)
+					}
 					results[i] <- seedResult{Result: runSeed(cfg), cfg: cfg}
 				}
 			}()
@@ -162,8 +173,8 @@ func add(total *Stats, s Stats) {
 	}
 }
 
-// report prints what a failing seed did, and the fewest fault kinds with
-// which it still fails.
+// report prints what a failing seed did, and the fewest faults with which
+// it still fails.
 func report(t *testing.T, cfg Config, res Result) {
 	t.Helper()
 	trace := res.Trace
@@ -176,32 +187,142 @@ func report(t *testing.T, cfg Config, res Result) {
 	}
 	t.Errorf("seed %d broke an invariant:\n  %s\nfault schedule:\n  %s\ntrace:\n%s",
 		cfg.Seed, strings.Join(res.Violations, "\n  "), strings.Join(res.Schedule, "\n  "), trace)
-	kinds := shrink(t, cfg)
-	t.Errorf("seed %d still fails with only these fault kinds: %v; replay with: make sim SEED=%d",
-		cfg.Seed, kinds, cfg.Seed)
+	if cfg.Only != nil || cfg.Spare != nil {
+		return // a shrunk run being replayed
+	}
+	small, smallRes := shrink(cfg, maxShrinkRuns)
+	t.Errorf("seed %d still fails with %d of its %d faults:\n  %s\nviolation: %s\n"+
+		"replay it with: make sim SEED=%d\nreplay the shrunk run with: make sim SEED=%d SIMFLAGS='%s'",
+		cfg.Seed, len(smallRes.Schedule), len(res.Schedule), strings.Join(smallRes.Schedule, "\n  "),
+		strings.Join(smallRes.Violations, "; "), cfg.Seed, cfg.Seed, shrunkFlags(small))
 }
 
-// shrink drops fault kinds one at a time while the seed still fails.
-func shrink(t *testing.T, cfg Config) []FaultKind {
-	only := map[FaultKind]bool{}
-	for _, k := range AllFaults {
-		only[k] = true
+// maxShrinkRuns bounds the runs shrinking may take.
+const maxShrinkRuns = 150
+
+// shrink first drops fault kinds one at a time while the seed still fails,
+// then spares the faults left one at a time, keeping each that is not
+// needed for the failure. It returns the smallest config found within
+// maxRuns runs, and its result.
+func shrink(cfg Config, maxRuns int) (Config, Result) {
+	fails := func(c Config) (Result, bool) {
+		r := runSeed(c)
+		return r, len(r.Violations) > 0
 	}
+	best := cfg
+	best.Only = map[FaultKind]bool{}
 	for _, k := range AllFaults {
-		only[k] = false
-		try := cfg
-		try.Only = only
-		if len(runSeed(try).Violations) == 0 {
-			only[k] = true
+		best.Only[k] = true
+	}
+	bestRes, _ := fails(best)
+	runs := 1
+	for _, k := range AllFaults {
+		try := best
+		try.Only = maps.Clone(best.Only)
+		try.Only[k] = false
+		runs++
+		if r, ok := fails(try); ok {
+			best, bestRes = try, r
 		}
 	}
-	var kept []FaultKind
-	for _, k := range AllFaults {
-		if only[k] {
-			kept = append(kept, k)
+	best.Spare = map[int]bool{}
+	for n := 1; n <= bestRes.Drawn && runs < maxRuns; n++ {
+		try := best
+		try.Spare = maps.Clone(best.Spare)
+		try.Spare[n] = true
+		runs++
+		if r, ok := fails(try); ok {
+			best, bestRes = try, r
 		}
 	}
-	return kept
+	return best, bestRes
+}
+
+// shrunkFlags are the test flags that replay a shrunk config.
+func shrunkFlags(cfg Config) string {
+	var only []string
+	for _, k := range AllFaults {
+		if cfg.Only[k] {
+			only = append(only, string(k))
+		}
+	}
+	spare := slices.Sorted(maps.Keys(cfg.Spare))
+	nums := make([]string, len(spare))
+	for i, n := range spare {
+		nums[i] = strconv.Itoa(n)
+	}
+	return fmt.Sprintf("-sim.only=%s -sim.spare=%s", strings.Join(only, ","), strings.Join(nums, ","))
+}
+
+// parseShrunk reads -sim.only and -sim.spare into a config.
+func parseShrunk(cfg *Config) error {
+	if *flagOnly != "" {
+		cfg.Only = map[FaultKind]bool{}
+		for k := range strings.SplitSeq(*flagOnly, ",") {
+			if !slices.Contains(AllFaults, FaultKind(k)) {
+				return fmt.Errorf("-sim.only: no fault kind %q (kinds: %v)", k, AllFaults)
+			}
+			cfg.Only[FaultKind(k)] = true
+		}
+	}
+	if *flagSpare != "" {
+		cfg.Spare = map[int]bool{}
+		for f := range strings.SplitSeq(*flagSpare, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 1 {
+				return fmt.Errorf("-sim.spare: %q is not a fault number", f)
+			}
+			cfg.Spare[n] = true
+		}
+	}
+	return nil
+}
+
+// TestShrinkFindsTheFaultThatMatters breaks a made-up invariant, "no
+// create answer is ever lost", in a seed whose schedule holds many faults of
+// many kinds: the shrunk run must fail the same way with fewer faults, and,
+// replayed from the flags it prints, give the same history. (A spared fault
+// changes the history after it, so shrinking seldom gets down to the one
+// fault that matters; it removes what it can.)
+func TestShrinkFindsTheFaultThatMatters(t *testing.T) {
+	extra := func(w *World) string {
+		if w.stats.Faults[faultCreateLost502] > 0 {
+			return "a create answer was lost"
+		}
+		return ""
+	}
+	var cfg Config
+	var res Result
+	for seed := uint64(1); seed < 200; seed++ {
+		cfg = Config{Seed: seed, Steps: 120, extra: extra}
+		if res = runSeed(cfg); len(res.Violations) > 0 && len(res.Schedule) > 5 {
+			break
+		}
+	}
+	if len(res.Violations) == 0 {
+		t.Fatal("no seed up to 200 lost a create answer")
+	}
+	small, smallRes := shrink(cfg, 40)
+	if len(smallRes.Violations) == 0 {
+		t.Fatalf("the shrunk run of seed %d passes", cfg.Seed)
+	}
+	if !slices.ContainsFunc(smallRes.Violations, func(v string) bool { return strings.Contains(v, "a create answer was lost") }) {
+		t.Errorf("the shrunk run of seed %d fails otherwise: %v", cfg.Seed, smallRes.Violations)
+	}
+	if len(smallRes.Schedule) >= len(res.Schedule) {
+		t.Errorf("seed %d did not shrink: %d faults, then %d", cfg.Seed, len(res.Schedule), len(smallRes.Schedule))
+	}
+	t.Logf("seed %d shrank from %d faults to %d: %s", cfg.Seed, len(res.Schedule), len(smallRes.Schedule), shrunkFlags(small))
+	replay := Config{Seed: cfg.Seed, Steps: cfg.Steps, extra: extra}
+	flags := strings.Fields(shrunkFlags(small))
+	*flagOnly, *flagSpare = strings.TrimPrefix(flags[0], "-sim.only="), strings.TrimPrefix(flags[1], "-sim.spare=")
+	defer func() { *flagOnly, *flagSpare = "", "" }()
+	if err := parseShrunk(&replay); err != nil {
+		t.Fatal(err)
+	}
+	if again := runSeed(replay); again.Trace != smallRes.Trace {
+		t.Errorf("the shrunk run of seed %d replayed from its flags (%s) gave another history", cfg.Seed, shrunkFlags(small))
+	}
 }
 
 // TestOneSeedOneHistory replays seeds the way `make sim SEED=<n>` does, in a
