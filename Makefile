@@ -71,12 +71,20 @@ envtest: ## Build (once) and print the directory with kube-apiserver, etcd, kube
 
 # test/packaging and test/rbac check what build-installer wrote (INSTALL_YAML,
 # with the image INSTALL_IMG) and the chart, rendered by the helm that
-# hack/helm.sh builds from its Go module.
+# hack/helm.sh builds from its Go module. test/alerts checks the alerts and the
+# dashboard with the promtool (PROMTOOL) that hack/promtool.sh builds.
 .PHONY: test
 test: manifests generate fmt vet build-installer ## Run unit and integration tests (on a real kube-apiserver and etcd).
-	@assets="$$(hack/controlplane.sh)" && helm="$$(hack/helm.sh)" && echo "KUBEBUILDER_ASSETS=$$assets" && \
-	KUBEBUILDER_ASSETS="$$assets" HELM="$$helm" INSTALL_YAML="$(CURDIR)/dist/install.yaml" INSTALL_IMG="$(IMG)" \
+	@assets="$$(hack/controlplane.sh)" && helm="$$(hack/helm.sh)" && promtool="$$(hack/promtool.sh)" && \
+	echo "KUBEBUILDER_ASSETS=$$assets" && \
+	KUBEBUILDER_ASSETS="$$assets" HELM="$$helm" PROMTOOL="$$promtool" INSTALL_YAML="$(CURDIR)/dist/install.yaml" INSTALL_IMG="$(IMG)" \
 	go test ./... -count=1 -timeout 25m $(GOTESTFLAGS)
+
+.PHONY: test-rules
+test-rules: ## Check the alerts of config/prometheus/alerts.yaml with promtool and run their unit tests.
+	@promtool="$$(hack/promtool.sh)" && \
+	"$$promtool" check rules config/prometheus/alerts.yaml && \
+	"$$promtool" test rules config/prometheus/alerts_test.yaml
 
 .PHONY: test-e2e
 test-e2e: build build-emulator ## Run the process-level tests: manager and emulator as real processes, killed with kill -9.
@@ -89,9 +97,12 @@ test-e2e: build build-emulator ## Run the process-level tests: manager and emula
 # replays one seed and prints its whole trace.
 SEEDS ?=
 SEED ?=
+# SIMFLAGS passes more flags, e.g. the shrunk run a failing seed prints:
+#   make sim SEED=<n> SIMFLAGS='-sim.only=crash,timeout -sim.spare=2,5'
+SIMFLAGS ?=
 .PHONY: sim
 sim: ## Run the deterministic simulation of the key protocol: SEEDS=<n> seeds, or replay SEED=<n>.
-	go test ./test/sim/ -run '^TestSimulation$$' -count=1 -v -timeout 0 -args $(if $(SEED),-sim.seed=$(SEED)) $(if $(SEEDS),-sim.seeds=$(SEEDS))
+	go test ./test/sim/ -run '^TestSimulation$$' -count=1 -v -timeout 0 -args $(if $(SEED),-sim.seed=$(SEED)) $(if $(SEEDS),-sim.seeds=$(SEEDS)) $(SIMFLAGS)
 
 .PHONY: bench
 bench: ## Run the benchmarks and print their figures.
@@ -187,6 +198,10 @@ helm: ## Build (once) and print the path of the helm binary (hack/helm.sh).
 .PHONY: helm-lint
 helm-lint: ## Lint the Helm chart in dist/chart.
 	@"$$(hack/helm.sh)" lint --strict dist/chart
+
+.PHONY: promtool
+promtool: ## Build (once) and print the path of the promtool binary (hack/promtool.sh).
+	@hack/promtool.sh
 
 ##@ Deployment
 

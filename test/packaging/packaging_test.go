@@ -209,7 +209,8 @@ var chartCases = []chartCase{
 		namespace: "chart-default",
 		present: []string{"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
 			"RoleBinding", "Deployment", "Service"},
-		absent: []string{"Namespace", "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule", "NetworkPolicy"},
+		absent: []string{"Namespace", "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule", "ConfigMap",
+			"NetworkPolicy"},
 		wantArgs: []string{
 			"--leader-elect",
 			"--leader-election-namespace=chart-default",
@@ -224,7 +225,7 @@ var chartCases = []chartCase{
 		args:      []string{"--values", allValues},
 		present: []string{"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
 			"RoleBinding", "Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule",
-			"NetworkPolicy"},
+			"ConfigMap", "NetworkPolicy"},
 		absent: []string{"Namespace"},
 		wantArgs: []string{
 			"--leader-elect",
