@@ -342,9 +342,22 @@ run kubectl -n "$demo_ns" patch connection "$conn_name" --type merge \
 
 section "Starting the operator (bin/manager, logging to a file)"
 note "(started only now, so that it never talks to the real API with the emulator's token)"
-printf '$ %s\n' "bin/manager --sync-period=5s --credentials-poll-interval=5s --metrics-bind-address=0 --health-probe-bind-address=0 > manager.log 2>&1 &"
-KUBECONFIG=$kubeconfig bin/manager --sync-period=5s --credentials-poll-interval=5s \
-  --metrics-bind-address=0 --health-probe-bind-address=0 >"$work/manager.log" 2>&1 &
+# Metrics over plain http on a loopback port nothing listens on yet, so the
+# demo can show them without a token (a cluster install serves them over
+# HTTPS to authorized readers only).
+metrics_port=
+for ((p = 18080; p < 18180; p++)); do
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    metrics_port=$p
+    break
+  fi
+done
+[ -n "$metrics_port" ] || fail "no free loopback port in 18080-18179 for the manager's metrics"
+metrics_url="http://127.0.0.1:$metrics_port/metrics"
+manager_flags="--sync-period=5s --credentials-poll-interval=5s --metrics-bind-address=127.0.0.1:$metrics_port --metrics-secure=false --health-probe-bind-address=0"
+printf '$ %s\n' "bin/manager $manager_flags > manager.log 2>&1 &"
+# shellcheck disable=SC2086 # the flags are words
+KUBECONFIG=$kubeconfig bin/manager $manager_flags >"$work/manager.log" 2>&1 &
 manager_pid=$!
 wait_for wait --for=condition=Ready "clusterconnection/$cc_name" --timeout=60s
 wait_for -n "$demo_ns" wait --for=condition=Ready "connection/$conn_name" --timeout=60s
@@ -430,6 +443,20 @@ echo
 show_secret "$secret_name" "$secret_key"
 echo
 list_remote_keys
+
+section "What the operator's metrics say about Connection $demo_ns/$conn_name"
+note "(all metrics: curl $metrics_url; README, Metrics; alerts and a dashboard: config/prometheus)"
+conn_label="Connection/$demo_ns/$conn_name"
+printf '$ curl -s %s | grep ...\n' "$metrics_url"
+metrics=$(curl -fsS "$metrics_url") || fail "the manager's metrics at $metrics_url cannot be read"
+metrics_lines=$(grep -E "^apikey_operator_api_requests_total\{[^}]*connection=\"$conn_label\"|^apikey_operator_(connection_ready|credentials_expiry_timestamp_seconds)\{[^}]*kind=\"Connection\",name=\"$conn_name\",namespace=\"$demo_ns\"|^apikey_operator_apikey_(status_condition|previous_keys|next_rotation_timestamp_seconds)\{[^}]*namespace=\"$demo_ns\"" <<<"$metrics" || true)
+grep -q '^apikey_operator_api_requests_total' <<<"$metrics_lines" ||
+  fail "no apikey_operator_api_requests_total series for $conn_label at $metrics_url"
+grep -q '^apikey_operator_connection_ready' <<<"$metrics_lines" ||
+  fail "no apikey_operator_connection_ready series for Connection $demo_ns/$conn_name at $metrics_url"
+printf '%s\n' "$metrics_lines"
+note "(api_requests_total counts the calls through this connection by method and exact status:"
+note " a few GETs (shared listings), one POST per key made, DELETEs for retired keys)"
 
 # --- 9. deletion -----------------------------------------------------------
 
