@@ -410,15 +410,22 @@ func (rc *reconcileContext) requeueAfterFailure() reconcile.Result {
 // (with jitter, so many ApiKeys do not wake together), or sooner for a
 // rotation, a previous key's deadline, a listing that must confirm a
 // missing key, or a step that asked for it.
+//
+// Only deadlines still ahead count. This reconcile acted on every deadline
+// already passed, or could not, and then the step that could not asked for
+// its own retry (a rotation held until a previous key retires, a previous
+// key that waits for its workloads to restart, an unreachable location): a
+// passed deadline would otherwise wake the ApiKey again and again for
+// nothing.
 func (rc *reconcileContext) nextCheck() time.Duration {
 	period := rc.r.syncPeriod()
 	next := jitter(rc.r.Options.Entropy, period, 0.1)
 	consider := func(t *metav1.Time) {
-		if t == nil {
+		if t == nil || !t.After(rc.now) {
 			return
 		}
 		if d := t.Sub(rc.now) + 100*time.Millisecond; d < next {
-			next = max(d, 100*time.Millisecond)
+			next = d
 		}
 	}
 	consider(rc.key.Status.NextRotationTime)
@@ -427,7 +434,9 @@ func (rc *reconcileContext) nextCheck() time.Duration {
 	}
 	for _, p := range rc.key.Status.PreviousKeys {
 		consider(&p.DeleteAfter)
-		if d := rc.unusedWindow(); d > 0 && p.LastUsedChangedAt != nil {
+		// Early retirement waits for the restarts, which retry on their
+		// own schedule.
+		if d := rc.unusedWindow(); d > 0 && p.LastUsedChangedAt != nil && len(rc.pendingRestarts) == 0 {
 			t := metav1.NewTime(p.LastUsedChangedAt.Add(d))
 			consider(&t)
 		}

@@ -215,3 +215,71 @@ func TestWithoutValueRedactsTheSecret(t *testing.T) {
 		t.Fatal("an error without the value was changed")
 	}
 }
+
+// A deadline the reconcile could not act on must not wake the ApiKey again
+// at once: found by the simulation as a hot loop of 100ms requeues when a
+// previous key's retireWhenUnusedFor window had passed while its rollout
+// restart target did not exist.
+func TestNextCheckCountsOnlyDeadlinesAhead(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	at := func(d time.Duration) *metav1.Time { return &metav1.Time{Time: now.Add(d)} }
+	const period = 10 * time.Minute
+	cases := []struct {
+		name            string
+		status          iamv1alpha1.ApiKeyStatus
+		unusedFor       time.Duration
+		pendingRestarts []string
+		requeue         time.Duration
+		// want is the wait expected, or 0 for the sync period with jitter.
+		want time.Duration
+	}{{
+		name: "nothing due: the sync period with up to a tenth of jitter",
+	}, {
+		name:   "a previous key's grace period ends in 30s",
+		status: iamv1alpha1.ApiKeyStatus{PreviousKeys: []iamv1alpha1.PreviousKey{{KeyID: "p", DeleteAfter: *at(30 * time.Second)}}},
+		want:   30*time.Second + 100*time.Millisecond,
+	}, {
+		name: "the unused window passed but the workloads have not restarted: the restart retry decides",
+		status: iamv1alpha1.ApiKeyStatus{PreviousKeys: []iamv1alpha1.PreviousKey{{
+			KeyID: "p", DeleteAfter: *at(time.Hour), LastUsedChangedAt: at(-20 * time.Minute),
+		}}},
+		unusedFor: 15 * time.Minute, pendingRestarts: []string{"Deployment/app (not found)"},
+		requeue: 40 * time.Second, want: 40 * time.Second,
+	}, {
+		name: "the unused window ends in 5m, workloads restarted",
+		status: iamv1alpha1.ApiKeyStatus{PreviousKeys: []iamv1alpha1.PreviousKey{{
+			KeyID: "p", DeleteAfter: *at(time.Hour), LastUsedChangedAt: at(-10 * time.Minute),
+		}}},
+		unusedFor: 15 * time.Minute, want: 5*time.Minute + 100*time.Millisecond,
+	}, {
+		name:   "a rotation held past its time waits for the previous key that frees room",
+		status: iamv1alpha1.ApiKeyStatus{NextRotationTime: at(-time.Minute), PreviousKeys: []iamv1alpha1.PreviousKey{{KeyID: "p", DeleteAfter: *at(3 * time.Minute)}}},
+		want:   3*time.Minute + 100*time.Millisecond,
+	}, {
+		name:   "a grace period that ended and could not be acted on: the delete's own retry decides",
+		status: iamv1alpha1.ApiKeyStatus{PreviousKeys: []iamv1alpha1.PreviousKey{{KeyID: "p", DeleteAfter: *at(-time.Second)}}},
+		requeue: time.Minute, want: time.Minute,
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			key := &iamv1alpha1.ApiKey{Status: tc.status}
+			if tc.unusedFor > 0 {
+				key.Spec.Rotation = &iamv1alpha1.Rotation{RetireWhenUnusedFor: &metav1.Duration{Duration: tc.unusedFor}}
+			}
+			rc := &reconcileContext{
+				r:   &ApiKeyReconciler{Options: ApiKeyOptions{SyncPeriod: period}},
+				key: key, now: now, pendingRestarts: tc.pendingRestarts, requeue: tc.requeue,
+			}
+			got := rc.nextCheck()
+			if tc.want == 0 {
+				if got < period || got > period+period/10 {
+					t.Errorf("nextCheck() = %s, want within [%s, %s]", got, period, period+period/10)
+				}
+				return
+			}
+			if got != tc.want {
+				t.Errorf("nextCheck() = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
