@@ -256,8 +256,8 @@ func TestNextCheckCountsOnlyDeadlinesAhead(t *testing.T) {
 		status: iamv1alpha1.ApiKeyStatus{NextRotationTime: at(-time.Minute), PreviousKeys: []iamv1alpha1.PreviousKey{{KeyID: "p", DeleteAfter: *at(3 * time.Minute)}}},
 		want:   3*time.Minute + 100*time.Millisecond,
 	}, {
-		name:   "a grace period that ended and could not be acted on: the delete's own retry decides",
-		status: iamv1alpha1.ApiKeyStatus{PreviousKeys: []iamv1alpha1.PreviousKey{{KeyID: "p", DeleteAfter: *at(-time.Second)}}},
+		name:    "a grace period that ended and could not be acted on: the delete's own retry decides",
+		status:  iamv1alpha1.ApiKeyStatus{PreviousKeys: []iamv1alpha1.PreviousKey{{KeyID: "p", DeleteAfter: *at(-time.Second)}}},
 		requeue: time.Minute, want: time.Minute,
 	}}
 	for _, tc := range cases {
