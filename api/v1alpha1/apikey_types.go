@@ -306,6 +306,12 @@ type UnresolvedAttempt struct {
 	// forgotten only when a second listing, well after it, confirms.
 	// +optional
 	MissingSince *metav1.Time `json:"missingSince,omitempty"`
+	// keyIds are the keys a listing showed with the attempt's marker,
+	// recorded before they are deleted: the attempt stays until each is
+	// deleted, whatever later listings leave out.
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	KeyIDs []string `json:"keyIds,omitempty"`
 }
 
 // ApiKeyStatus is the observed state of an ApiKey.

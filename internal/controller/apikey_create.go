@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -398,29 +399,60 @@ func (rc *reconcileContext) watchAttempt(a *iamv1alpha1.CreateAttempt) {
 }
 
 // resolveAttempts deletes keys that unresolved attempts created after their
-// recovery, and forgets an attempt once its key was deleted, or once a
-// listing that started after its window ended did not show it. here is the
+// recovery, and forgets an attempt once its keys were deleted, or once
+// listings that started after its window ended did not show it. here is the
 // listing already taken of the ApiKey's own place, if any; attempts
 // elsewhere are listed where they live, with listings at most maxAge old.
+//
+// A key found is recorded on its attempt (status.unresolvedAttempts[].keyIds)
+// before it is deleted: if the delete fails and the record were lost, a
+// later listing that leaves the key out would let the attempt be forgotten
+// and the key leak.
 func (rc *reconcileContext) resolveAttempts(ctx context.Context, here *Listing, maxAge time.Duration) error {
 	st := &rc.key.Status
 	if len(st.UnresolvedAttempts) == 0 {
 		return nil
 	}
-	var kept []iamv1alpha1.UnresolvedAttempt
+	listedAt := make([]time.Time, len(st.UnresolvedAttempts))
 	var errs []error
-	for _, a := range st.UnresolvedAttempts {
-		resolved, listedAt, err := rc.resolveAttempt(ctx, a, here, maxAge)
+	found := false
+	for i := range st.UnresolvedAttempts {
+		a := &st.UnresolvedAttempts[i]
+		ids, started, err := rc.findAttemptKeys(ctx, *a, here, maxAge)
 		if err != nil {
 			errs = append(errs, err)
-		}
-		if resolved {
 			continue
 		}
-		if err == nil && !listedAt.Before(a.WatchUntil.Time) {
+		listedAt[i] = started
+		for _, id := range ids {
+			if !slices.Contains(a.KeyIDs, id) {
+				a.KeyIDs = append(a.KeyIDs, id)
+				found = true
+			}
+		}
+	}
+	if found {
+		if err := rc.commitStatus(ctx); err != nil {
+			return fmt.Errorf("record the keys of unresolved create attempts: %w", err)
+		}
+	}
+	var kept []iamv1alpha1.UnresolvedAttempt
+	for i, a := range st.UnresolvedAttempts {
+		if len(a.KeyIDs) > 0 {
+			remaining, err := rc.deleteAttemptKeys(ctx, a)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if len(remaining) > 0 {
+				a.KeyIDs = remaining
+				kept = append(kept, a)
+			}
+			continue
+		}
+		if t := listedAt[i]; !t.IsZero() && !t.Before(a.WatchUntil.Time) {
 			// Past the window and not listed: forgotten only once a second
 			// listing confirms, as one incomplete answer proves nothing.
-			v := judgeMissing(false, listedAt, &a.WatchUntil, a.MissingSince, rc.confirmDelay())
+			v := judgeMissing(false, t, &a.WatchUntil, a.MissingSince, rc.confirmDelay())
 			if v.gone {
 				continue
 			}
@@ -432,14 +464,9 @@ func (rc *reconcileContext) resolveAttempts(ctx context.Context, here *Listing, 
 	return errors.Join(errs...)
 }
 
-// resolveAttempt looks for the key of one unresolved attempt and deletes it.
-// It returns whether it deleted one, and when the listing it looked at
-// started.
-func (rc *reconcileContext) resolveAttempt(ctx context.Context, a iamv1alpha1.UnresolvedAttempt, here *Listing, maxAge time.Duration) (bool, time.Time, error) {
-	inv, err := rc.reach(ctx, a.Location)
-	if err != nil {
-		return false, time.Time{}, err
-	}
+// findAttemptKeys lists the keys of one unresolved attempt where it lives.
+// It returns their ids and when the listing it looked at started.
+func (rc *reconcileContext) findAttemptKeys(ctx context.Context, a iamv1alpha1.UnresolvedAttempt, here *Listing, maxAge time.Duration) ([]string, time.Time, error) {
 	since := rc.now.Add(-maxAge)
 	if !rc.now.Before(a.WatchUntil.Time) {
 		// Forgetting the attempt needs a listing that started after no
@@ -452,20 +479,42 @@ func (rc *reconcileContext) resolveAttempt(ctx context.Context, a iamv1alpha1.Un
 	var listing Listing
 	if here != nil && rc.livesHere(a.Location) && !here.StartedAt.Before(since) {
 		listing = *here
-	} else if listing, err = inv.Since(ctx, since); err != nil {
-		return false, time.Time{}, err
+	} else {
+		inv, err := rc.reach(ctx, a.Location)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		if listing, err = inv.Since(ctx, since); err != nil {
+			return nil, time.Time{}, err
+		}
 	}
-	resolved := false
+	var ids []string
 	marker := attemptMarker(a.ID)
 	for _, k := range listing.Keys() {
-		if !strings.Contains(k.Name, marker) {
+		if strings.Contains(k.Name, marker) {
+			ids = append(ids, k.ID)
+		}
+	}
+	return ids, listing.StartedAt, nil
+}
+
+// deleteAttemptKeys deletes the recorded keys of an unresolved attempt and
+// returns those that could not be deleted yet (a key already gone counts as
+// deleted).
+func (rc *reconcileContext) deleteAttemptKeys(ctx context.Context, a iamv1alpha1.UnresolvedAttempt) ([]string, error) {
+	inv, err := rc.reach(ctx, a.Location)
+	if err != nil {
+		return a.KeyIDs, err
+	}
+	var remaining []string
+	var errs []error
+	for _, id := range a.KeyIDs {
+		if err := inv.Delete(ctx, id); err != nil {
+			remaining = append(remaining, id)
+			errs = append(errs, err)
 			continue
 		}
-		if err := inv.Delete(ctx, k.ID); err != nil {
-			return false, time.Time{}, err
-		}
-		resolved = true
-		rc.event(corev1.EventTypeNormal, EventUnclaimedDeleted, "RecoverCreate", "deleted key %s: an interrupted attempt created it after it was recovered, and its secret was never stored", k.ID)
+		rc.event(corev1.EventTypeNormal, EventUnclaimedDeleted, "RecoverCreate", "deleted key %s: an interrupted attempt created it after it was recovered, and its secret was never stored", id)
 	}
-	return resolved, listing.StartedAt, nil
+	return remaining, errors.Join(errs...)
 }

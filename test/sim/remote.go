@@ -124,8 +124,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		w.tracef("  fault %s: the key was deleted, the answer is a 502", faultDeleteLost)
 		return reply(req, http.StatusBadGateway, nil, `{"error":{"code":"bad_gateway","message":"injected"}}`), nil
 	case req.Method == http.MethodGet && resp.StatusCode == http.StatusOK && w.fault(faultListPartial):
-		respBody = w.leaveKeysOut(respBody)
+		respBody = w.leaveKeysOut(req.Header.Get("X-Organization-Id"), respBody)
 	}
+	if req.Method == http.MethodGet && resp.StatusCode == http.StatusOK && !w.leftOutNow {
+		delete(w.leftOut, req.Header.Get("X-Organization-Id"))
+	}
+	w.leftOutNow = false
 	resp.Body = io.NopCloser(bytes.NewReader(respBody))
 	resp.ContentLength = int64(len(respBody))
 	return resp, nil
@@ -157,8 +161,12 @@ func reply(req *http.Request, code int, h http.Header, body string) *http.Respon
 }
 
 // leaveKeysOut drops some entries of a list answer, as a lagging replica
-// or a partial answer would.
-func (w *World) leaveKeysOut(body []byte) []byte {
+// or a partial answer would. A key left out of one answer is in the next
+// answer for the same organization: the operator takes a key for gone only
+// when two listings a while apart miss it, so an API that left the same
+// live key out again and again could make it forget any key, and no
+// protocol that lists could tell.
+func (w *World) leaveKeysOut(org string, body []byte) []byte {
 	var l struct {
 		Object string            `json:"object"`
 		Data   []json.RawMessage `json:"data"`
@@ -166,12 +174,22 @@ func (w *World) leaveKeysOut(body []byte) []byte {
 	if err := json.Unmarshal(body, &l); err != nil || len(l.Data) == 0 {
 		return body
 	}
+	before := w.leftOut[org]
+	now := map[string]bool{}
 	kept := l.Data[:0:0]
 	for _, d := range l.Data {
-		if w.rng.IntN(2) == 0 {
-			kept = append(kept, d)
+		var k struct {
+			ID string `json:"id"`
 		}
+		_ = json.Unmarshal(d, &k)
+		if before[k.ID] || w.rng.IntN(2) == 0 {
+			kept = append(kept, d)
+			continue
+		}
+		now[k.ID] = true
 	}
+	w.leftOut[org] = now
+	w.leftOutNow = true
 	w.tracef("  fault %s: %d of %d keys listed", faultListPartial, len(kept), len(l.Data))
 	l.Data = kept
 	out, err := json.Marshal(l)

@@ -143,6 +143,11 @@ type World struct {
 	readOnly map[string]bool
 	// orphaned are keys left on purpose by deletionPolicy: Orphan.
 	orphaned map[string]bool
+	// leftOut are the keys the last list answer for an organization left
+	// out (by X-Organization-Id); leftOutNow is set while the answer being
+	// sent is one that left keys out.
+	leftOut    map[string]map[string]bool
+	leftOutNow bool
 
 	// The user's world.
 	model userModel
@@ -181,6 +186,7 @@ func newWorld(cfg Config) *World {
 		revoked:  map[string]bool{},
 		readOnly: map[string]bool{},
 		orphaned: map[string]bool{},
+		leftOut:  map[string]map[string]bool{},
 		calls:    map[int]int{},
 		seen:     map[string]bool{},
 		lastSeen: map[types.UID]*iamv1alpha1.ApiKey{},
