@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -182,18 +183,23 @@ func (rc *reconcileContext) finalizeError(ctx context.Context, err error) (recon
 // release deletes the managed Secret and removes the finalizer.
 func (rc *reconcileContext) release(ctx context.Context) error {
 	key := rc.key
-	for _, name := range []string{key.Status.SecretName, desiredSecretName(key)} {
+	// Usually one name: deleting it twice would cost a DELETE the API
+	// server answers 404, the cache not having seen the first one yet.
+	for _, name := range slices.Compact([]string{key.Status.SecretName, desiredSecretName(key)}) {
 		if err := rc.r.deleteManagedSecret(ctx, key, name); err != nil {
 			return err
 		}
 	}
-	// The status is gone with the object; nothing is left to write.
+	// The status is gone with the object; nothing is left to write (the
+	// generation the deletion bumped included).
+	key.Status.ObservedGeneration = key.Generation
 	rc.baseline = key.Status.DeepCopy()
 	before := key.DeepCopy()
 	controllerutil.RemoveFinalizer(key, iamv1alpha1.Finalizer)
 	if err := rc.r.Patch(ctx, key, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return client.IgnoreNotFound(err)
 	}
+	key.Status.ObservedGeneration = key.Generation
 	rc.baseline = key.Status.DeepCopy()
 	return nil
 }

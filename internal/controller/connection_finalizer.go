@@ -143,7 +143,9 @@ func (c *connectionChecker) dependents(ctx context.Context, key ConnectionKey) (
 	if key.Kind == iamv1alpha1.ClusterConnectionKind {
 		opt = client.MatchingFields{clusterConnectionUsersIndex: key.String()}
 	}
-	if err := c.List(ctx, &keys, opt); err != nil {
+	// Only read, never kept: copying every ApiKey of a connection on each
+	// of its reconciles would cost it O(ApiKeys) allocations each time.
+	if err := c.List(ctx, &keys, opt, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("list the ApiKeys that may need %s: %w", key, err)
 	}
 	var names []string

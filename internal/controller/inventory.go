@@ -248,6 +248,15 @@ func (i *Inventory) Create(ctx context.Context, name string) (*mobilenext.Create
 // Delete deletes a key, unless the connection is held back. A key already
 // gone (404) counts as deleted.
 func (i *Inventory) Delete(ctx context.Context, id string) error {
+	i.mu.Lock()
+	_, gone := i.deleted[id]
+	i.mu.Unlock()
+	if gone {
+		// This process deleted it already, and ids are never reused: a
+		// reconcile that read its ApiKey before that was seen need not ask
+		// again.
+		return nil
+	}
 	if err := i.admit(); err != nil {
 		return err
 	}

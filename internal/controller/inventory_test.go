@@ -321,3 +321,27 @@ func TestInventorySinceAFutureTimeListsOnce(t *testing.T) {
 		t.Fatalf("%d list calls for a listing asked from the future, want 1", got)
 	}
 }
+
+// A reconcile that read its ApiKey from a cache that had not yet seen the
+// finalizer released asks to delete the key again: the inventory knows it
+// is gone, so the API is asked once (exactly N DELETEs for N keys).
+func TestInventoryDeletesAKeyOnce(t *testing.T) {
+	clock := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
+	var deletes atomic.Int32
+	svc := KeyServiceFuncs{Delete: func(context.Context, string) error {
+		deletes.Add(1)
+		return nil
+	}}
+	inv := NewInventory(svc, time.Minute, clock)
+	for range 3 {
+		if err := inv.Delete(context.Background(), "key_a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := inv.Delete(context.Background(), "key_b"); err != nil {
+		t.Fatal(err)
+	}
+	if got := deletes.Load(); got != 2 {
+		t.Errorf("%d DELETEs reached the API for two keys, want 2", got)
+	}
+}

@@ -16,208 +16,141 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package bench measures the operator on a real control plane with the
-// emulated API: how fast ApiKeys become Ready, and what they cost the API.
-// Run it with make bench; it prints its figures.
+// Package bench measures the operator at scale against the floor, the
+// least the API server must do for the same keys, and prints one table of
+// figures, each beside its target. The manager runs as a real process
+// (bin/manager) on a real control plane, so that its resident memory can be
+// read from /proc; the emulated API runs in the benchmark's process, which
+// counts every call the manager makes to it. Linux only.
+//
+// Run it with make bench, which builds the manager and sets
+// KUBEBUILDER_ASSETS and MANAGER_BIN.
 package bench
 
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http/httptest"
 	"os"
+	"os/signal"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"github.com/go-logr/logr"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-
-	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
-	"github.com/mobile-next/apikey-operator/internal/controller"
-	"github.com/mobile-next/apikey-operator/internal/emulator"
-	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 )
 
-const syncPeriod = 5 * time.Second
-
-var k8s client.Client
+// theWorld is set up by TestMain and shared by the benchmark.
+var theWorld *world
 
 func TestMain(m *testing.M) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the benchmarks with make bench")
-		os.Exit(1)
+	os.Exit(runMain(m))
+}
+
+// runMain starts the control plane and the emulator, runs the benchmark and
+// stops everything it started, also when interrupted.
+func runMain(m *testing.M) int {
+	var missing []string
+	for _, name := range []string{"KUBEBUILDER_ASSETS", "MANAGER_BIN"} {
+		if os.Getenv(name) == "" {
+			missing = append(missing, name)
+		}
 	}
-	logf.SetLogger(zap.New(zap.WriteTo(io.Discard)))
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = iamv1alpha1.AddToScheme(scheme)
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
+	if len(missing) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: %s not set: run the benchmark with make bench, which builds the manager "+
+			"and points the benchmark at it and at the control plane binaries\n", strings.Join(missing, ", "))
+		return 1
 	}
-	cfg, err := env.Start()
+	managerBin, err := filepath.Abs(os.Getenv("MANAGER_BIN"))
+	if err == nil {
+		_, err = os.Stat(managerBin)
+	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "start control plane:", err)
-		os.Exit(1)
+		fmt.Fprintf(os.Stderr, "FAIL: MANAGER_BIN: %v\n", err)
+		return 1
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	code := func() int {
-		defer func() { cancel(); _ = env.Stop() }()
-		mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controller.CacheOptions()})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-			return 1
+	dir, err := os.MkdirTemp("", "apikey-bench-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+
+	// The benchmark's own watches log nothing worth reading.
+	logf.SetLogger(logr.Discard())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	w, err := newWorld(ctx, dir, managerBin)
+	defer func() {
+		killAll()
+		if w != nil {
+			w.stop()
 		}
-		if err := controller.SetupWithManager(mgr, controller.Options{SyncPeriod: syncPeriod, CredentialsPollInterval: time.Minute}); err != nil {
-			fmt.Fprintln(os.Stderr, "setup:", err)
-			return 1
-		}
-		go func() { _ = mgr.Start(ctx) }()
-		if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-			fmt.Fprintln(os.Stderr, "client:", err)
-			return 1
-		}
-		return m.Run()
 	}()
-	os.Exit(code)
-}
-
-var seq atomic.Int32
-
-// BenchmarkApiKeysToReady creates N ApiKeys on one Connection and waits for
-// all of them to be Ready, then watches a few sync periods. It reports how
-// fast keys become usable and what they cost the API.
-func BenchmarkApiKeysToReady(b *testing.B) {
-	for _, n := range []int{10, 100} {
-		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
-			for range b.N {
-				measureToReady(b, n)
-			}
-		})
-	}
-}
-
-func measureToReady(b *testing.B, n int) {
-	ctx := context.Background()
-	emu := emulator.New(emulator.Options{})
-	srv := httptest.NewServer(emu)
-	defer srv.Close()
-	orgID, _, token, err := emu.Bootstrap()
 	if err != nil {
-		b.Fatal(err)
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		return 1
 	}
-	ns := fmt.Sprintf("bench-%d", seq.Add(1))
-	must(b, k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	must(b, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "credentials"}, Data: map[string][]byte{"token": []byte(token)}}))
-	must(b, k8s.Create(ctx, &iamv1alpha1.Connection{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api"},
-		Spec: iamv1alpha1.ConnectionSpec{ConnectionParameters: iamv1alpha1.ConnectionParameters{
-			URL: srv.URL, CredentialsSecretRef: iamv1alpha1.SecretKeyReference{Name: "credentials"},
-		}},
-	}))
-	emu.ResetStats()
+	theWorld = w
 
+	// An interrupted benchmark still stops the manager, the control plane
+	// and the emulator.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-signals
+		fmt.Fprintf(os.Stderr, "bench: %v: stopping\n", sig)
+		killAll()
+		w.stop()
+		_ = os.RemoveAll(dir)
+		os.Exit(1)
+	}()
+	return m.Run()
+}
+
+// BenchmarkScale runs every phase once (make bench passes -benchtime 1x)
+// and prints the table. The phases share one control plane and run in this
+// order:
+//
+//  1. for N = 100, 1000, 5000: the floor for N keys (no manager running),
+//     then a fresh manager makes N ApiKeys Ready, [N=1000: stays at rest
+//     for a few sync periods,] and deletes them;
+//  2. 1000 ApiKeys made Ready again, then a fresh manager per memory case,
+//     each on the cluster state of the one before plus its addition: at
+//     rest (the baseline, which is also the restart), 10,000 foreign
+//     Secrets, 500 tenant Secrets labelled managed-by, and 100,000 keys in
+//     the organization that are not the operator's.
+func BenchmarkScale(b *testing.B) {
+	w := theWorld
+	ctx := b.Context()
+	var r report
 	start := time.Now()
-	for i := range n {
-		must(b, k8s.Create(ctx, &iamv1alpha1.ApiKey{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("key-%04d", i)},
-			Spec:       iamv1alpha1.ApiKeySpec{ConnectionRef: iamv1alpha1.ConnectionReference{Kind: iamv1alpha1.ConnectionKind, Name: "api"}},
-		}))
-	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		var list iamv1alpha1.ApiKeyList
-		must(b, k8s.List(ctx, &list, client.InNamespace(ns)))
-		ready := 0
-		for _, k := range list.Items {
-			if meta.IsStatusConditionTrue(k.Status.Conditions, iamv1alpha1.ConditionReady) {
-				ready++
-			}
+	for _, n := range curveSizes {
+		p, err := w.curve(ctx, n, n == restSize, &r)
+		if err != nil {
+			b.Fatalf("N=%d: %v", n, err)
 		}
-		if ready == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d ApiKeys Ready after 5m", ready, n)
-		}
-		time.Sleep(100 * time.Millisecond)
+		r.curve = append(r.curve, p)
 	}
-	elapsed := time.Since(start)
-	created := emu.Stats()
-	if got := len(emu.Keys(orgID)); got != n {
-		b.Fatalf("%d remote keys for %d ApiKeys", got, n)
+	if err := w.memoryCases(ctx, &r); err != nil {
+		b.Fatal(err)
 	}
-
-	emu.ResetStats()
-	periods := 3
-	time.Sleep(time.Duration(periods) * syncPeriod)
-	steady := emu.Stats()
-
-	b.ReportMetric(float64(n)/elapsed.Seconds(), "keys/s")
-	b.ReportMetric(float64(elapsed.Milliseconds())/float64(n), "ms/key")
-	b.ReportMetric(float64(created.Create)/float64(n), "POST/key")
-	b.ReportMetric(float64(created.List), "GET-while-creating")
-	b.ReportMetric(float64(steady.List)/float64(periods), "GET/sync-period")
-	b.Logf("%d ApiKeys Ready in %s (%.1f keys/s); %d POSTs, %d GETs while creating; %d GETs over %d sync periods of %s",
-		n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), created.Create, created.List, steady.List, periods, syncPeriod)
-	_ = k8s.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	r.elapsed = time.Since(start)
+	r.print(os.Stdout)
+	for _, p := range r.curve {
+		if p.n == restSize {
+			b.ReportMetric(p.readyRatio(), "ready/floor")
+			b.ReportMetric(p.deleteRatio(), "delete/floor")
+		}
+	}
+	if len(r.cases) > 0 {
+		b.ReportMetric(mib(r.cases[len(r.cases)-1].mem.peak), "peak-MiB")
+	}
 }
 
-// BenchmarkSharedListing asks one connection's inventory for its listing
-// from many goroutines at once, with the listing always stale, and reports
-// how many list calls reached the API per request.
-func BenchmarkSharedListing(b *testing.B) {
-	emu := emulator.New(emulator.Options{Faults: emulator.Faults{Latency: 2 * time.Millisecond}})
-	srv := httptest.NewServer(emu)
-	defer srv.Close()
-	_, _, token, err := emu.Bootstrap()
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := mobilenext.NewClient(mobilenext.Config{URL: srv.URL, Token: mobilenext.NewToken(token)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	inv := controller.NewInventory(c, time.Nanosecond, nil)
-	emu.ResetStats()
-	const callers = 64
-	b.ResetTimer()
-	for range b.N {
-		var wg sync.WaitGroup
-		for range callers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := inv.Get(context.Background()); err != nil {
-					b.Error(err)
-				}
-			}()
-		}
-		wg.Wait()
-	}
-	b.StopTimer()
-	lists := emu.Stats().List
-	b.ReportMetric(float64(lists)/float64(b.N*callers), "GET/request")
-	b.Logf("%d concurrent requests for a listing, %d rounds: %d list calls reached the API", callers, b.N, lists)
-}
-
-func must(b *testing.B, err error) {
-	b.Helper()
-	if err != nil {
-		b.Fatal(err)
-	}
+// progress tells the person running the benchmark where it is.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench %s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
