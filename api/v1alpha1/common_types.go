@@ -167,7 +167,8 @@ type ConnectionStatus struct {
 	// +optional
 	CredentialsExpireAt *metav1.Time `json:"credentialsExpireAt,omitempty"`
 
-	// lastCheckedTime is when the credentials were last checked against the API.
+	// lastCheckedTime is when the credentials were last checked against the
+	// API; while the connection stays Ready it is refreshed at most hourly.
 	// +optional
 	LastCheckedTime *metav1.Time `json:"lastCheckedTime,omitempty"`
 

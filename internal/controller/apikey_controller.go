@@ -361,6 +361,13 @@ func (rc *reconcileContext) retire(ctx context.Context) (bool, reconcile.Result,
 
 // ready says the Secret holds a working key, and when to look again.
 func (rc *reconcileContext) ready() reconcile.Result {
+	rc.markReady()
+	return reconcile.Result{RequeueAfter: rc.nextCheck()}
+}
+
+// markReady sets Ready=True (KeyReady) and, unless a step of this reconcile
+// could not do its part, Synced=True.
+func (rc *reconcileContext) markReady() {
 	key := rc.key
 	message := fmt.Sprintf("Secret %s holds key %s", key.Status.SecretName, key.Status.KeyID)
 	if len(rc.pendingRestarts) > 0 {
@@ -374,7 +381,6 @@ func (rc *reconcileContext) ready() reconcile.Result {
 	if !rc.unsynced {
 		rc.setSynced(true, iamv1alpha1.ReasonReconcileSuccess, "the last reconcile reached the API without error")
 	}
-	return reconcile.Result{RequeueAfter: rc.nextCheck()}
 }
 
 // notSynced sets Synced=False for this reconcile: something it could not
@@ -556,7 +562,7 @@ func (r *ApiKeyReconciler) SetupWithManager(mgr manager.Manager) error {
 		})
 	}
 	// ApiKeys care about a connection's readiness, not about every status
-	// write (lastCheckedTime moves each sync period).
+	// write.
 	readinessChanged := predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			return readyOf(e.ObjectOld) != readyOf(e.ObjectNew) || e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration()

@@ -281,6 +281,9 @@ func (rc *reconcileContext) completeCreate(ctx context.Context, id, name, suffix
 		st.HandledRotateRequest = attempt.RotateRequest
 	}
 	st.NextRotationTime = nextRotation(key)
+	// The Secret holds the key already: the write that records it says so
+	// too, rather than a second write at the end of the reconcile.
+	rc.markReady()
 	if err := rc.commitStatus(ctx); err != nil {
 		return fmt.Errorf("record key %s: %w", id, err)
 	}

@@ -210,8 +210,14 @@ func (c *connectionChecker) verify(ctx context.Context, key ConnectionKey, gener
 		}
 		return requeue, nil
 	}
+	// Refreshed at most every checkRecordInterval while the outcome stays
+	// the same: a status write per connection and sync period would be the
+	// operator's only write at rest.
 	checked := metav1.Time{Time: listing.StartedAt.Truncate(time.Second)}
-	status.LastCheckedTime = &checked
+	if last := status.LastCheckedTime; last == nil || !meta.IsStatusConditionTrue(status.Conditions, iamv1alpha1.ConditionReady) ||
+		checked.Sub(last.Time) >= checkRecordInterval {
+		status.LastCheckedTime = &checked
+	}
 	org := params.OrganizationID
 	if org == "" {
 		org = "the caller's default organization"
@@ -221,6 +227,10 @@ func (c *connectionChecker) verify(ctx context.Context, key ConnectionKey, gener
 	c.Connections.set(key, ConnectionState{Ready: true, Reason: iamv1alpha1.ReasonValid, Message: message, Inventory: inv, Location: loc, cfg: cfg, fingerprint: fingerprint})
 	return requeue, nil
 }
+
+// checkRecordInterval is how stale status.lastCheckedTime may grow while a
+// connection stays Ready.
+const checkRecordInterval = time.Hour
 
 // reconcile reads a connection of either kind, checks it, and writes its
 // status when it changed. view returns the parts of obj the check needs,

@@ -339,13 +339,15 @@ func describeProtection(status *iamv1alpha1.ConnectionStatus, p protection) {
 
 // dependentsChanged passes the ApiKey events after which a connection may be
 // released: an ApiKey gone, its finalizer removed, or the ClusterConnections
-// it may need changed. Creations are left out: a new ApiKey never releases a
-// connection, and each connection is reconciled on its own start anyway.
+// it may need changed. Creations and finalizers added are left out: every
+// connection carries InUseFinalizer while it lives, so a new dependent
+// changes nothing for it (and 1,000 new ApiKeys would otherwise cost 1,000
+// reconciles of their connection).
 var dependentsChanged = predicate.Funcs{
 	CreateFunc: func(event.CreateEvent) bool { return false },
 	DeleteFunc: func(event.DeleteEvent) bool { return true },
 	UpdateFunc: func(e event.UpdateEvent) bool {
-		if controllerutil.ContainsFinalizer(e.ObjectOld, iamv1alpha1.Finalizer) != controllerutil.ContainsFinalizer(e.ObjectNew, iamv1alpha1.Finalizer) {
+		if controllerutil.ContainsFinalizer(e.ObjectOld, iamv1alpha1.Finalizer) && !controllerutil.ContainsFinalizer(e.ObjectNew, iamv1alpha1.Finalizer) {
 			return true
 		}
 		oldKey, okOld := e.ObjectOld.(*iamv1alpha1.ApiKey)

@@ -228,8 +228,8 @@ func dependentsChanged(old, new *iamv1alpha1.ApiKey) bool {
 	if new == nil {
 		return true
 	}
-	if controllerutil.ContainsFinalizer(old, iamv1alpha1.Finalizer) !=
-		controllerutil.ContainsFinalizer(new, iamv1alpha1.Finalizer) {
+	if controllerutil.ContainsFinalizer(old, iamv1alpha1.Finalizer) &&
+		!controllerutil.ContainsFinalizer(new, iamv1alpha1.Finalizer) {
 		return true
 	}
 	needed := controller.ApiKeyFieldIndexes()[controller.ClusterConnectionUsersIndexName]
