@@ -231,7 +231,10 @@ func (w *World) run() Result {
 	}
 	w.stats.Steps = w.step
 	w.stats.Simulated = w.clock.Since(w.begin)
-	return Result{Seed: cfg.Seed, Violations: w.violations, Stats: w.stats, Trace: w.trace.String(), Schedule: w.schedule, Drawn: w.drawn}
+	return Result{
+		Seed: cfg.Seed, Violations: w.violations, Stats: w.stats,
+		Trace: w.trace.String(), Schedule: w.schedule, Drawn: w.drawn,
+	}
 }
 
 func (w *World) tracef(format string, args ...any) {

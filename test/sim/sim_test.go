@@ -98,7 +98,8 @@ func TestSimulation(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("seeds run: %d (from %d, %d side by side); violations: %d seed(s) %v", run, first, max(1, *flagProcs), len(failed), failed)
+	t.Logf("seeds run: %d (from %d, %d side by side); violations: %d seed(s) %v",
+		run, first, max(1, *flagProcs), len(failed), failed)
 	t.Logf("steps: %d, reconciles: %d, operator restarts: %d, user actions: %d, API calls: %d, "+
 		"writes that changed nothing: %d",
 		total.Steps, total.Reconciles, total.Restarts, total.UserActions, total.APICalls, total.NoopWrites)
@@ -203,8 +204,9 @@ const maxShrinkRuns = 150
 // shrink first drops fault kinds one at a time while the seed still fails,
 // then spares the faults left one at a time, keeping each that is not
 // needed for the failure. A spared fault changes the history after it, so a
-// step is kept only when the run still fails with no more faults than before. It returns the smallest config found within
-// maxRuns runs, and its result.
+// step is kept only when the run still fails with no more faults than
+// before. It returns the smallest config found within maxRuns runs, and its
+// result.
 func shrink(cfg Config, maxRuns int) (Config, Result) {
 	fails := func(c Config) (Result, bool) {
 		r := runSeed(c)
@@ -307,13 +309,15 @@ func TestShrinkFindsTheFaultThatMatters(t *testing.T) {
 	if len(smallRes.Violations) == 0 {
 		t.Fatalf("the shrunk run of seed %d passes", cfg.Seed)
 	}
-	if !slices.ContainsFunc(smallRes.Violations, func(v string) bool { return strings.Contains(v, "a create answer was lost") }) {
+	lost := func(v string) bool { return strings.Contains(v, "a create answer was lost") }
+	if !slices.ContainsFunc(smallRes.Violations, lost) {
 		t.Errorf("the shrunk run of seed %d fails otherwise: %v", cfg.Seed, smallRes.Violations)
 	}
 	if len(smallRes.Schedule) > len(res.Schedule) {
 		t.Errorf("seed %d grew when shrunk: %d faults, then %d", cfg.Seed, len(res.Schedule), len(smallRes.Schedule))
 	}
-	t.Logf("seed %d shrank from %d faults to %d: %s", cfg.Seed, len(res.Schedule), len(smallRes.Schedule), shrunkFlags(small))
+	t.Logf("seed %d shrank from %d faults to %d: %s",
+		cfg.Seed, len(res.Schedule), len(smallRes.Schedule), shrunkFlags(small))
 	replay := Config{Seed: cfg.Seed, Steps: cfg.Steps, extra: extra}
 	flags := strings.Fields(shrunkFlags(small))
 	*flagOnly, *flagSpare = strings.TrimPrefix(flags[0], "-sim.only="), strings.TrimPrefix(flags[1], "-sim.spare=")
@@ -399,10 +403,11 @@ func TestChecksCatch(t *testing.T) {
 		breakIt: func(w *World) {
 			ctx := context.Background()
 			a := &w.liveApiKeys()[0]
-			a.Spec.RolloutRestartTargets = []iamv1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: workloadName}}
+			a.Spec.RolloutRestartTargets = []iamv1alpha1.RolloutRestartTarget{{Kind: deploymentKind, Name: workloadName}}
 			must(w.store.Update(ctx, a))
 			a.Status.KeyID = "current"
-			a.Status.PreviousKeys = []iamv1alpha1.PreviousKey{{KeyID: "old", DeleteAfter: metav1.NewTime(w.clock.Now().Add(time.Hour))}}
+			deleteAfter := metav1.NewTime(w.clock.Now().Add(time.Hour))
+			a.Status.PreviousKeys = []iamv1alpha1.PreviousKey{{KeyID: "old", DeleteAfter: deleteAfter}}
 			must(w.store.Status().Update(ctx, a))
 			w.createWorkload(a.Namespace)
 			w.checkRetirement("old")

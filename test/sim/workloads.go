@@ -43,7 +43,9 @@ const (
 	// tierLabel is the namespace label the ClusterConnection's
 	// namespaceSelector may ask for.
 	tierLabel = "tier"
-	tierGold  = "gold"
+	// deploymentKind is the kind of the rollout restart targets.
+	deploymentKind = "Deployment"
+	tierGold       = "gold"
 )
 
 // createWorkload creates the tenant Deployment of a namespace, if missing.
@@ -60,9 +62,11 @@ func (w *World) createWorkload(ns string) {
 func (w *World) restartTargetsFor() []iamv1alpha1.RolloutRestartTarget {
 	switch w.rng.IntN(6) {
 	case 0, 1:
-		return []iamv1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: workloadName}}
+		return []iamv1alpha1.RolloutRestartTarget{{Kind: deploymentKind, Name: workloadName}}
 	case 2:
-		return []iamv1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: workloadName}, {Kind: "Deployment", Name: missingWorkload}}
+		return []iamv1alpha1.RolloutRestartTarget{
+			{Kind: deploymentKind, Name: workloadName}, {Kind: deploymentKind, Name: missingWorkload},
+		}
 	}
 	return nil
 }
@@ -157,7 +161,8 @@ func (w *World) checkRetirement(id string) {
 		var pending []string
 		for _, t := range a.Spec.RolloutRestartTargets {
 			var d appsv1.Deployment
-			if err := w.store.Get(context.Background(), types.NamespacedName{Namespace: a.Namespace, Name: t.Name}, &d); err != nil {
+			nn := types.NamespacedName{Namespace: a.Namespace, Name: t.Name}
+			if err := w.store.Get(context.Background(), nn, &d); err != nil {
 				// A target that does not exist holds retirement back as
 				// well, which the operator reports; nothing reads the
 				// key through it.
@@ -168,7 +173,8 @@ func (w *World) checkRetirement(id string) {
 			}
 		}
 		if len(pending) > 0 {
-			w.violatef("previous key %s of ApiKey %s/%s retired early (before %s) while Deployments %s were not restarted for key %s",
+			w.violatef("previous key %s of ApiKey %s/%s retired early (before %s) "+
+				"while Deployments %s were not restarted for key %s",
 				id, a.Namespace, a.Name, a.Status.PreviousKeys[i].DeleteAfter.UTC().Format(time.RFC3339),
 				strings.Join(pending, ", "), a.Status.KeyID)
 		}
