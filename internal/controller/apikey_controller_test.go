@@ -86,7 +86,7 @@ var _ = Describe("ApiKey", func() {
 			g.Expect(k.Status.LastUsedAt).NotTo(BeNil())
 			g.Expect(t.secret("ci").Annotations).To(HaveKeyWithValue(iamv1alpha1.KeySuffixAnnotation, remote[0].Suffix))
 		}).WithTimeout(4 * testSyncPeriod).Should(Succeed())
-		Expect(t.eventReasons("ci")).To(ContainElement(EventCreated))
+		Eventually(func() []string { return t.eventReasons("ci") }).WithTimeout(10 * time.Second).Should(ContainElement(EventCreated))
 		Expect(t.emu.Stats().Create).To(Equal(1))
 		Expect(testutil.ToFloat64(apiRequests.WithLabelValues("Connection/"+t.ns+"/api", "post", "201"))).To(Equal(1.0))
 	})
@@ -115,7 +115,7 @@ var _ = Describe("ApiKey", func() {
 		t := newTenant()
 		t.apiKey("doomed")
 		k := t.waitReady("doomed")
-		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		Eventually(t.remoteIDs).WithTimeout(10 * time.Second).Should(ConsistOf(k.Status.KeyID))
 		Expect(k8sClient.Delete(ctx, k)).To(Succeed())
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), &iamv1alpha1.ApiKey{}))
@@ -133,7 +133,7 @@ var _ = Describe("ApiKey", func() {
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), &iamv1alpha1.ApiKey{}))
 		}).WithTimeout(30 * time.Second).Should(BeTrue())
-		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		Eventually(t.remoteIDs).WithTimeout(10 * time.Second).Should(ConsistOf(k.Status.KeyID))
 		Expect(t.emu.Stats().Delete).To(BeZero())
 	})
 
@@ -148,9 +148,9 @@ var _ = Describe("ApiKey", func() {
 			g.Expect(k.Status.KeyID).NotTo(Equal(old.Status.KeyID))
 		}).WithTimeout(4 * testSyncPeriod).Should(Succeed())
 		k := t.waitReady("revoked")
-		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		Eventually(t.remoteIDs).WithTimeout(10 * time.Second).Should(ConsistOf(k.Status.KeyID))
 		Expect(t.emu.UseKey(string(t.secret("revoked").Data["apiKey"]))).To(BeTrue())
-		Expect(t.eventReasons("revoked")).To(ContainElement(EventDriftRepaired))
+		Eventually(func() []string { return t.eventReasons("revoked") }).WithTimeout(10 * time.Second).Should(ContainElement(EventDriftRepaired))
 	})
 
 	It("replaces the key when its Secret is deleted and deletes the old key", func() {
@@ -163,7 +163,7 @@ var _ = Describe("ApiKey", func() {
 		Eventually(func(g Gomega) {
 			k := t.get("lost")
 			g.Expect(k.Status.KeyID).NotTo(Equal(old.Status.KeyID))
-			g.Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+			g.Eventually(t.remoteIDs).WithTimeout(10 * time.Second).Should(ConsistOf(k.Status.KeyID))
 		}).WithTimeout(20 * time.Second).Should(Succeed())
 		t.waitReady("lost")
 		Expect(t.emu.UseKey(string(t.secret("lost").Data["apiKey"]))).To(BeTrue())
@@ -190,7 +190,7 @@ var _ = Describe("ApiKey", func() {
 		Eventually(func(g Gomega) {
 			k := t.get("tampered")
 			g.Expect(k.Status.KeyID).NotTo(Equal(old.Status.KeyID))
-			g.Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+			g.Eventually(t.remoteIDs).WithTimeout(10 * time.Second).Should(ConsistOf(k.Status.KeyID))
 		}).WithTimeout(20 * time.Second).Should(Succeed())
 		t.waitReady("tampered")
 		Expect(t.emu.UseKey(string(t.secret("tampered").Data["apiKey"]))).To(BeTrue())
@@ -258,7 +258,7 @@ var _ = Describe("ApiKey", func() {
 		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the old managed Secret is removed")
 		Expect(t.get("moving").Status.KeyID).To(Equal(k.Status.KeyID))
 		Expect(t.emu.Stats().Create).To(Equal(1))
-		Expect(t.eventReasons("moving")).To(ContainElement(EventSecretMoved))
+		Eventually(func() []string { return t.eventReasons("moving") }).WithTimeout(10 * time.Second).Should(ContainElement(EventSecretMoved))
 	})
 
 	It("never touches a Secret it does not control", func() {
@@ -313,7 +313,7 @@ var _ = Describe("ApiKey", func() {
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(k), &iamv1alpha1.ApiKey{}))
 		}).WithTimeout(30 * time.Second).Should(BeTrue())
-		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		Eventually(t.remoteIDs).WithTimeout(10 * time.Second).Should(ConsistOf(k.Status.KeyID))
 	})
 
 	It("makes no remote call while paused", func() {
@@ -352,7 +352,7 @@ var _ = Describe("ApiKey", func() {
 		k := t.waitReady("lossy")
 		Eventually(t.remoteIDs).WithTimeout(20 * time.Second).Should(ConsistOf(k.Status.KeyID))
 		Expect(t.emu.UseKey(string(t.secret("lossy").Data["apiKey"]))).To(BeTrue())
-		Expect(t.eventReasons("lossy")).To(ContainElement(EventUnclaimedDeleted))
+		Eventually(func() []string { return t.eventReasons("lossy") }).WithTimeout(10 * time.Second).Should(ContainElement(EventUnclaimedDeleted))
 	})
 
 	It("ends with exactly one remote key when the Secret write and the cleanup after it both fail", func() {
@@ -384,9 +384,9 @@ var _ = Describe("ApiKey", func() {
 		k := t.waitReady("crashy")
 		Expect(crashed.Load()).To(BeTrue())
 		Expect(t.emu.Stats().Create).To(Equal(2), "one create lost to the crash, one that stuck")
-		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		Eventually(t.remoteIDs).WithTimeout(10 * time.Second).Should(ConsistOf(k.Status.KeyID))
 		Expect(k.Status.PendingCreate).To(BeNil())
-		Expect(t.eventReasons("crashy")).To(ContainElement(EventUnclaimedDeleted))
+		Eventually(func() []string { return t.eventReasons("crashy") }).WithTimeout(10 * time.Second).Should(ContainElement(EventUnclaimedDeleted))
 	})
 
 	It("deletes a key that an abandoned create makes after its recovery", func() {
@@ -449,7 +449,7 @@ var _ = Describe("ApiKey", func() {
 		}).Should(Succeed())
 		k := t.waitReady("refused")
 		Expect(k.Status.KeyName).To(HavePrefix("accepted name [k8s-"))
-		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		Eventually(t.remoteIDs).WithTimeout(10 * time.Second).Should(ConsistOf(k.Status.KeyID))
 	})
 
 	It("backs off exponentially while creates fail", func() {

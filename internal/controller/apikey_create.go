@@ -281,17 +281,8 @@ func (rc *reconcileContext) completeCreate(ctx context.Context, id, name, suffix
 		st.HandledRotateRequest = attempt.RotateRequest
 	}
 	st.NextRotationTime = nextRotation(key)
-	// The Secret holds the key already: the write that records it says so
-	// too, rather than a second write at the end of the reconcile.
-	rc.markReady()
-	if err := rc.commitStatus(ctx); err != nil {
-		return fmt.Errorf("record key %s: %w", id, err)
-	}
-	if oldSecret != "" && oldSecret != st.SecretName {
-		if err := rc.r.deleteManagedSecret(ctx, key, oldSecret); err != nil {
-			return err
-		}
-	}
+	// The event goes first: once the status says Ready, nothing may be left
+	// to say about how the key came.
 	switch trigger {
 	case TriggerCreate:
 		rc.event(corev1.EventTypeNormal, EventCreated, "CreateKey", "created key %s and stored it in Secret %s", id, st.SecretName)
@@ -303,6 +294,17 @@ func (rc *reconcileContext) completeCreate(ctx context.Context, id, name, suffix
 		rc.event(corev1.EventTypeNormal, EventRotated, "RotateKey", "the connection now points at %s: created key %s there; key %s is retired where it lives after its grace period", st.Location, id, old)
 	default:
 		rc.event(corev1.EventTypeNormal, EventRotated, "RotateKey", "rotated key %s to %s (%s); the old one is deleted after its grace period", old, id, trigger)
+	}
+	// The Secret holds the key already: the write that records it says so
+	// too, rather than a second write at the end of the reconcile.
+	rc.markReady()
+	if err := rc.commitStatus(ctx); err != nil {
+		return fmt.Errorf("record key %s: %w", id, err)
+	}
+	if oldSecret != "" && oldSecret != st.SecretName {
+		if err := rc.r.deleteManagedSecret(ctx, key, oldSecret); err != nil {
+			return err
+		}
 	}
 	return nil
 }

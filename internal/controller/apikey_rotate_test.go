@@ -89,7 +89,7 @@ var _ = Describe("Rotation", func() {
 		second := t.waitRotatedFrom("scheduled", first.Status.KeyID)
 		Expect(second.Status.LastRotationTime).NotTo(BeNil())
 		Expect(second.Status.NextRotationTime.Time).To(BeTemporally(">", first.Status.NextRotationTime.Time))
-		Expect(t.eventReasons("scheduled")).To(ContainElement(EventRotated))
+		Eventually(func() []string { return t.eventReasons("scheduled") }).WithTimeout(10 * time.Second).Should(ContainElement(EventRotated))
 		Eventually(t.remoteIDs).WithTimeout(20 * time.Second).ShouldNot(ContainElement(first.Status.KeyID))
 	})
 
@@ -146,7 +146,7 @@ var _ = Describe("Rotation", func() {
 		Eventually(t.remoteIDs).WithTimeout(30 * time.Second).Should(ConsistOf(second.Status.KeyID))
 		Eventually(func() []iamv1alpha1.PreviousKey { return t.get("graceful").Status.PreviousKeys }).Should(BeEmpty())
 		Expect(t.emu.UseKey(oldValue)).To(BeFalse())
-		Expect(t.eventReasons("graceful")).To(ContainElement(EventRetired))
+		Eventually(func() []string { return t.eventReasons("graceful") }).WithTimeout(10 * time.Second).Should(ContainElement(EventRetired))
 	})
 
 	It("retires an idle previous key early and keeps a used one until its grace period", func() {

@@ -141,7 +141,7 @@ var _ = Describe("Guarantees", func() {
 		Expect(t.emu.RevokeKey(t.orgID, old)).To(Succeed())
 		k := t.waitRotatedFrom("revoked", old)
 		Expect(k.Status.PreviousKeys).To(ContainElement(HaveField("KeyID", old)))
-		Expect(t.eventReasons("revoked")).To(ContainElement(EventDriftRepaired))
+		Eventually(func() []string { return t.eventReasons("revoked") }).WithTimeout(10 * time.Second).Should(ContainElement(EventDriftRepaired))
 		Expect(t.emu.Stats().Create).To(Equal(2))
 	})
 
@@ -357,7 +357,7 @@ var _ = Describe("Guarantees", func() {
 		t.apiKey("unclear")
 		k := t.waitReady("unclear")
 		Expect(unclear.Load()).To(BeEquivalentTo(1))
-		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		Eventually(t.remoteIDs).WithTimeout(10 * time.Second).Should(ConsistOf(k.Status.KeyID))
 		Expect(t.emu.Stats().Create).To(Equal(1), "the key the Secret held was deleted and made again")
 		Expect(t.emu.Stats().Delete).To(Equal(0))
 		Expect(t.emu.UseKey(string(t.secret("unclear").Data["apiKey"]))).To(BeTrue())
@@ -389,7 +389,7 @@ var _ = Describe("Guarantees", func() {
 		k := t.waitReady("renamed")
 		Expect(k.Status.SecretName).To(Equal("second"))
 		Expect(t.emu.Stats().Create).To(Equal(1), "recovery looked in the wrong Secret and made a new key")
-		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		Eventually(t.remoteIDs).WithTimeout(10 * time.Second).Should(ConsistOf(k.Status.KeyID))
 		Expect(t.emu.UseKey(string(t.secret("second").Data["apiKey"]))).To(BeTrue())
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Namespace: t.ns, Name: "first"}, &corev1.Secret{}))
@@ -438,7 +438,7 @@ var _ = Describe("Guarantees", func() {
 		Eventually(func() []iamv1alpha1.PreviousKey { return t.get("refused").Status.PreviousKeys }).
 			WithTimeout(20 * time.Second).Should(BeEmpty())
 		Expect(refusals.Load()).To(BeNumerically(">=", 3))
-		Expect(t.remoteIDs()).To(ConsistOf(k.Status.KeyID))
+		Eventually(t.remoteIDs).WithTimeout(10 * time.Second).Should(ConsistOf(k.Status.KeyID))
 		t.deleteAndWaitGone("refused", 30*time.Second)
 		Expect(t.remoteIDs()).To(BeEmpty())
 	})
