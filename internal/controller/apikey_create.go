@@ -296,8 +296,11 @@ func (rc *reconcileContext) completeCreate(ctx context.Context, id, name, suffix
 		rc.event(corev1.EventTypeNormal, EventRotated, "RotateKey", "rotated key %s to %s (%s); the old one is deleted after its grace period", old, id, trigger)
 	}
 	// The Secret holds the key already: the write that records it says so
-	// too, rather than a second write at the end of the reconcile.
-	rc.markReady()
+	// too, rather than a second write at the end of the reconcile, unless
+	// the key is still to move to the Secret the spec names now.
+	if st.SecretName == desiredSecretName(key) && st.SecretKey == desiredSecretKey(key) {
+		rc.markReady()
+	}
 	if err := rc.commitStatus(ctx); err != nil {
 		return fmt.Errorf("record key %s: %w", id, err)
 	}
