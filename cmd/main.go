@@ -39,6 +39,7 @@ import (
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
 	"github.com/mobile-next/apikey-operator/internal/controller"
+	"github.com/mobile-next/apikey-operator/internal/memlimit"
 	"github.com/mobile-next/apikey-operator/internal/mobilenext"
 	// +kubebuilder:scaffold:imports
 )
@@ -80,7 +81,7 @@ func main() {
 	var leaderElectionNamespace string
 	var leaseDuration, renewDeadline, retryPeriod time.Duration
 	var syncPeriod, credentialsPollInterval, createWindow, expiryWarning time.Duration
-	var maxConcurrentReconciles, kubeAPIBurst int
+	var maxConcurrentReconciles, connectionConcurrentReconciles, kubeAPIBurst int
 	var kubeAPIQPS float64
 	var tlsOpts []func(*tls.Config)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
@@ -115,6 +116,10 @@ func main() {
 	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", controller.DefaultMaxConcurrentReconciles,
 		"How many ApiKeys are reconciled at once. Each ApiKey is only ever handled by one worker, and the workers "+
 			"share each connection's listing and backoff.")
+	flag.IntVar(&connectionConcurrentReconciles, "connection-concurrent-reconciles",
+		controller.DefaultConnectionConcurrentReconciles,
+		"How many Connections, and how many ClusterConnections, are checked at once. Each is only ever checked by "+
+			"one worker, and still lists its keys once per sync period.")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 50,
 		"Queries per second the manager may send to the Kubernetes API server.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 100,
@@ -130,8 +135,17 @@ func main() {
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
-	if maxConcurrentReconciles < 1 || kubeAPIQPS <= 0 || kubeAPIBurst < 1 {
-		setupLog.Error(nil, "--max-concurrent-reconciles and --kube-api-burst must be at least 1, and --kube-api-qps above 0")
+	// The collector works harder near the container's memory limit rather
+	// than letting the heap grow to twice what is live and the kernel kill
+	// the manager; GOMEMLIMIT, when set, wins.
+	if soft, err := memlimit.Set("/", memlimit.DefaultRatio); err != nil {
+		setupLog.Error(err, "Running without a Go memory limit")
+	} else if soft > 0 {
+		setupLog.Info("Go memory limit set from the container's", "limitBytes", soft)
+	}
+	if maxConcurrentReconciles < 1 || connectionConcurrentReconciles < 1 || kubeAPIQPS <= 0 || kubeAPIBurst < 1 {
+		setupLog.Error(nil, "--max-concurrent-reconciles, --connection-concurrent-reconciles and --kube-api-burst "+
+			"must be at least 1, and --kube-api-qps above 0")
 		os.Exit(2)
 	}
 	if syncPeriod < time.Second || credentialsPollInterval < time.Second || createWindow < time.Second {
@@ -203,11 +217,12 @@ func main() {
 		os.Exit(1)
 	}
 	if err := controller.SetupWithManager(mgr, controller.Options{
-		SyncPeriod:              syncPeriod,
-		CredentialsPollInterval: credentialsPollInterval,
-		CreateWindow:            createWindow,
-		MaxConcurrentReconciles: maxConcurrentReconciles,
-		ExpiryWarning:           expiryWarning,
+		SyncPeriod:                     syncPeriod,
+		CredentialsPollInterval:        credentialsPollInterval,
+		CreateWindow:                   createWindow,
+		MaxConcurrentReconciles:        maxConcurrentReconciles,
+		ConnectionConcurrentReconciles: connectionConcurrentReconciles,
+		ExpiryWarning:                  expiryWarning,
 	}); err != nil {
 		setupLog.Error(err, "Failed to set up controllers")
 		os.Exit(1)

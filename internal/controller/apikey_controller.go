@@ -542,10 +542,13 @@ func (rc *reconcileContext) remoteError(ctx context.Context, op remoteOp, what s
 // SetupWithManager sets up the controller with the Manager.
 func (r *ApiKeyReconciler) SetupWithManager(mgr manager.Manager) error {
 	ctx := context.Background()
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &iamv1alpha1.ApiKey{}, connectionRefIndex, func(o client.Object) []string {
-		return []string{connectionKeyFor(o.(*iamv1alpha1.ApiKey)).String()}
-	}); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &iamv1alpha1.ApiKey{}, connectionRefIndex,
+		ApiKeyFieldIndexes()[connectionRefIndex]); err != nil {
 		return fmt.Errorf("index ApiKeys by connection: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Secret{}, secretControllerIndex,
+		SecretFieldIndexes()[secretControllerIndex]); err != nil {
+		return fmt.Errorf("index Secrets by the ApiKey that controls them: %w", err)
 	}
 	byConnection := func(kind string) handler.EventHandler {
 		return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {

@@ -37,6 +37,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
@@ -259,6 +260,47 @@ var _ = Describe("ApiKey", func() {
 		Expect(t.get("moving").Status.KeyID).To(Equal(k.Status.KeyID))
 		Expect(t.emu.Stats().Create).To(Equal(1))
 		Eventually(func() []string { return t.eventReasons("moving") }).WithTimeout(10 * time.Second).Should(ContainElement(EventSecretMoved))
+	})
+
+	It("deletes a Secret it controls under a name it no longer uses, and no other", func() {
+		// What a move leaves behind when the process dies between writing
+		// the new Secret and deleting the old one: a second Secret
+		// controlled by the ApiKey, which nothing in its status names.
+		t := newTenant()
+		t.apiKey("swept")
+		k := t.waitReady("swept")
+		t.apiKey("neighbour")
+		neighbour := t.waitReady("neighbour")
+		controlled := func(name string, owner *iamv1alpha1.ApiKey) *corev1.Secret {
+			s := &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{
+					Namespace: t.ns, Name: name,
+					Labels: map[string]string{
+						iamv1alpha1.ManagedByLabel: iamv1alpha1.ManagedByValue,
+						iamv1alpha1.ApiKeyLabel:    "swept",
+					},
+				},
+				Data: map[string][]byte{"apiKey": []byte("stale")},
+			}
+			Expect(controllerutil.SetControllerReference(owner, s, k8sClient.Scheme())).To(Succeed())
+			Expect(k8sClient.Create(ctx, s)).To(Succeed())
+			return s
+		}
+		controlled("swept-before-move", k)
+		// Labelled for "swept" but controlled by its neighbour: not swept's
+		// to delete, and the neighbour does not use that name either, so
+		// the neighbour sweeps it.
+		controlled("claimed-by-label", neighbour)
+		for _, name := range []string{"swept-before-move", "claimed-by-label"} {
+			Eventually(func() bool {
+				err := k8sClient.Get(ctx, types.NamespacedName{Namespace: t.ns, Name: name}, &corev1.Secret{})
+				return apierrors.IsNotFound(err)
+			}).WithTimeout(20*time.Second).Should(BeTrue(), "Secret %s is left behind", name)
+		}
+		Expect(t.secret("swept").Annotations).To(HaveKeyWithValue(iamv1alpha1.KeyIDAnnotation, k.Status.KeyID))
+		Expect(t.secret("neighbour").Annotations).To(HaveKeyWithValue(iamv1alpha1.KeyIDAnnotation, neighbour.Status.KeyID))
+		Expect(t.get("swept").Status.KeyID).To(Equal(k.Status.KeyID), "no new key")
+		Expect(t.emu.Stats().Create).To(Equal(2))
 	})
 
 	It("never touches a Secret it does not control", func() {

@@ -235,7 +235,8 @@ func (rc *reconcileContext) sweepStaleSecrets(ctx context.Context) error {
 	key := rc.key
 	var list corev1.SecretList
 	// Only read: the Secrets to delete are read again by name.
-	if err := rc.r.List(ctx, &list, client.InNamespace(key.Namespace), client.MatchingLabels{iamv1alpha1.ApiKeyLabel: key.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := rc.r.List(ctx, &list, client.InNamespace(key.Namespace),
+		client.MatchingFields{secretControllerIndex: key.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("list the Secrets of ApiKey %s: %w", key.Name, err)
 	}
 	keep := map[string]bool{key.Status.SecretName: true, desiredSecretName(key): true}

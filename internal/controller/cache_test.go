@@ -104,7 +104,35 @@ var _ = Describe("The manager's cache", func() {
 		Expect(t.waitReady("owned").Status.KeyID).To(Equal(owned.Status.KeyID))
 	})
 
-	DescribeTable("drops the data of every Secret an ApiKey does not control",
+	It("keeps no managedFields of the objects it caches, while the API server keeps them", func() {
+		t := newTenant()
+		t.apiKey("lean")
+		t.waitReady("lean")
+		var stored iamv1alpha1.ApiKey
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: t.ns, Name: "lean"}, &stored)).To(Succeed())
+		Expect(stored.ManagedFields).NotTo(BeEmpty(), "the API server tracks who wrote what")
+		Eventually(func(g Gomega) {
+			var cached iamv1alpha1.ApiKey
+			g.Expect(managerCache.Get(ctx, client.ObjectKeyFromObject(&stored), &cached)).To(Succeed())
+			g.Expect(cached.Status.KeyID).NotTo(BeEmpty())
+			g.Expect(cached.ManagedFields).To(BeEmpty())
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+		// The operator's later writes, patches made from cached copies,
+		// leave the API server's record of who wrote what in place.
+		t.annotate("lean", iamv1alpha1.RotateAnnotation, "1")
+		rotated := t.waitRotatedFrom("lean", stored.Status.KeyID)
+		var now iamv1alpha1.ApiKey
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(rotated), &now)).To(Succeed())
+		var status []string
+		for _, f := range now.ManagedFields {
+			if f.Subresource == "status" {
+				status = append(status, f.Manager)
+			}
+		}
+		Expect(status).NotTo(BeEmpty(), "the status writes are still on record: %+v", now.ManagedFields)
+	})
+
+	DescribeTable("drops the data of every Secret an ApiKey does not control, and indexes the others by that ApiKey",
 		func(owners []metav1.OwnerReference, keepsData bool) {
 			s := &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{
@@ -117,14 +145,17 @@ var _ = Describe("The manager's cache", func() {
 			out, err := TransformSecret(s)
 			Expect(err).NotTo(HaveOccurred())
 			got := out.(*corev1.Secret)
+			byController := SecretFieldIndexes()[SecretControllerIndexName](got)
 			Expect(got.ManagedFields).To(BeNil())
 			Expect(got.Labels).To(Equal(s.Labels))
 			if keepsData {
 				Expect(got.Data).To(HaveKeyWithValue("k", []byte("v")))
 				Expect(got.StringData).To(HaveKeyWithValue("k", "v"))
+				Expect(byController).To(Equal([]string{"owner"}))
 			} else {
 				Expect(got.Data).To(BeNil())
 				Expect(got.StringData).To(BeNil())
+				Expect(byController).To(BeEmpty(), "an ApiKey would sweep a Secret it does not control")
 			}
 		},
 		Entry("no owner", nil, false),

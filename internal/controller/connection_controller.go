@@ -34,6 +34,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -63,6 +64,10 @@ type ConnectionOptions struct {
 	// Entropy is where the jitter of the shared backoff comes from;
 	// crypto/rand when nil. It must be safe for concurrent use.
 	Entropy io.Reader
+	// MaxConcurrentReconciles is how many connections of one kind are
+	// checked at once; one when zero. A connection is only ever checked by
+	// one worker at a time (the work queue sees to it).
+	MaxConcurrentReconciles int
 }
 
 func (o ConnectionOptions) withDefaults() ConnectionOptions {
@@ -321,6 +326,7 @@ func (r *ConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&iamv1alpha1.Connection{}).
 		Watches(&iamv1alpha1.ApiKey{}, r.connectionsOfNamespace(), builder.WithPredicates(dependentsChanged)).
 		WatchesRawSource(source.Channel(r.Connections.recheckConnection, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Options.MaxConcurrentReconciles, 1)}).
 		Named("connection").
 		Complete(r)
 }
@@ -353,6 +359,7 @@ func (r *ClusterConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&iamv1alpha1.ClusterConnection{}).
 		Watches(&iamv1alpha1.ApiKey{}, clusterConnectionsOfApiKey(), builder.WithPredicates(dependentsChanged)).
 		WatchesRawSource(source.Channel(r.Connections.recheckClusterConnection, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Options.MaxConcurrentReconciles, 1)}).
 		Named("clusterconnection").
 		Complete(r)
 }

@@ -393,13 +393,8 @@ func clusterConnectionsOfApiKey() handler.EventHandler {
 // indexClusterConnectionUsers lets a ClusterConnection find the ApiKeys that
 // may need it without reading every ApiKey.
 func indexClusterConnectionUsers(ctx context.Context, mgr manager.Manager) error {
-	err := mgr.GetFieldIndexer().IndexField(ctx, &iamv1alpha1.ApiKey{}, clusterConnectionUsersIndex, func(o client.Object) []string {
-		key, ok := o.(*iamv1alpha1.ApiKey)
-		if !ok {
-			return nil
-		}
-		return clusterConnectionsNeededBy(key)
-	})
+	err := mgr.GetFieldIndexer().IndexField(ctx, &iamv1alpha1.ApiKey{}, clusterConnectionUsersIndex,
+		ApiKeyFieldIndexes()[clusterConnectionUsersIndex])
 	if err != nil {
 		return fmt.Errorf("index ApiKeys by the ClusterConnections they may need: %w", err)
 	}

@@ -16,6 +16,7 @@ limitations under the License.
 package controller
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	iamv1alpha1 "github.com/mobile-next/apikey-operator/api/v1alpha1"
@@ -43,6 +44,29 @@ func ApiKeyFieldIndexes() map[string]client.IndexerFunc {
 		},
 	}
 }
+
+// SecretFieldIndexes are the field indexes over the cached Secrets, by index
+// name, served like ApiKeyFieldIndexes.
+func SecretFieldIndexes() map[string]client.IndexerFunc {
+	return map[string]client.IndexerFunc{
+		secretControllerIndex: func(o client.Object) []string {
+			if !controlledByApiKey(o) {
+				return nil
+			}
+			return []string{metav1.GetControllerOfNoCopy(o).Name}
+		},
+	}
+}
+
+// secretControllerIndex indexes Secrets by the name of the ApiKey whose
+// controller reference they carry (in the Secret's own namespace, as every
+// index of a namespaced kind is), so that an ApiKey finds its Secrets without
+// reading every Secret of its namespace.
+const secretControllerIndex = ".metadata.controller.apikey"
+
+// SecretControllerIndexName is the Secret index by controlling ApiKey; see
+// SecretFieldIndexes.
+const SecretControllerIndexName = secretControllerIndex
 
 // ConnectionIndexName is the ApiKey index by the connection its spec names,
 // with values ConnectionKey.String(); see ApiKeyFieldIndexes.

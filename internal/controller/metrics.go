@@ -105,19 +105,19 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx := context.Background()
 	var conns iamv1alpha1.ConnectionList
-	if c.reader.List(ctx, &conns) == nil {
+	if c.reader.List(ctx, &conns, client.UnsafeDisableDeepCopy) == nil {
 		for _, o := range conns.Items {
 			collectConnection(ch, iamv1alpha1.ConnectionKind, o.Namespace, o.Name, &o.Status)
 		}
 	}
 	var clusterConns iamv1alpha1.ClusterConnectionList
-	if c.reader.List(ctx, &clusterConns) == nil {
+	if c.reader.List(ctx, &clusterConns, client.UnsafeDisableDeepCopy) == nil {
 		for _, o := range clusterConns.Items {
 			collectConnection(ch, iamv1alpha1.ClusterConnectionKind, "", o.Name, &o.Status)
 		}
 	}
 	var keys iamv1alpha1.ApiKeyList
-	if c.reader.List(ctx, &keys) != nil {
+	if c.reader.List(ctx, &keys, client.UnsafeDisableDeepCopy) != nil {
 		return
 	}
 	for _, k := range keys.Items {

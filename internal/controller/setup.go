@@ -44,6 +44,9 @@ const (
 	DefaultCredentialsPollInterval = time.Minute
 	// DefaultMaxConcurrentReconciles is how many ApiKeys are reconciled at once.
 	DefaultMaxConcurrentReconciles = 8
+	// DefaultConnectionConcurrentReconciles is how many Connections, and
+	// how many ClusterConnections, are checked at once.
+	DefaultConnectionConcurrentReconciles = 2
 )
 
 // Options configure every reconciler of the operator.
@@ -64,6 +67,10 @@ type Options struct {
 	// MaxConcurrentReconciles is how many ApiKeys are reconciled at once;
 	// DefaultMaxConcurrentReconciles when zero.
 	MaxConcurrentReconciles int
+	// ConnectionConcurrentReconciles is how many Connections, and how many
+	// ClusterConnections, are checked at once;
+	// DefaultConnectionConcurrentReconciles when zero.
+	ConnectionConcurrentReconciles int
 	// Clock tells the time; the real clock by default.
 	Clock clock.PassiveClock
 	// Entropy is where attempt ids and jitter come from; crypto/rand when
@@ -79,9 +86,13 @@ func ManagedSecretSelector() labels.Selector {
 // CacheOptions are the manager's cache settings: only managed Secrets are
 // cached (invariant 6), and of those only the ones an ApiKey controls keep
 // their data (see TransformSecret). Credentials Secrets and foreign Secrets
-// are read directly, one object at a time.
+// are read directly, one object at a time. managedFields are dropped from
+// every cached object: the operator never reads them, they are often the
+// larger part of an object's metadata, and an update without them leaves the
+// API server's copy as it is.
 func CacheOptions() cache.Options {
 	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Label: ManagedSecretSelector(), Transform: TransformSecret},
 		},
@@ -138,6 +149,7 @@ func SetupWithManager(mgr manager.Manager, opts Options) error {
 		Clock:                   opts.Clock,
 		ExpiryWarning:           opts.ExpiryWarning,
 		Entropy:                 opts.Entropy,
+		MaxConcurrentReconciles: cmp.Or(opts.ConnectionConcurrentReconciles, DefaultConnectionConcurrentReconciles),
 	}
 	conns := NewConnections(connOpts)
 	events := mgr.GetEventRecorder("apikey-operator")

@@ -245,6 +245,7 @@ var chartCases = []chartCase{
 			"--create-attempt-window=15m",
 			"--credentials-expiry-warning=48h",
 			"--max-concurrent-reconciles=8",
+			"--connection-concurrent-reconciles=3",
 			"--kube-api-qps=25.5",
 			"--kube-api-burst=60",
 			"--zap-log-level=debug",

@@ -123,14 +123,18 @@ type change struct {
 // updated only by sync.
 type cache struct {
 	// noops counts writes that changed nothing but the resourceVersion.
-	noops   int
-	scheme  *runtime.Scheme
-	objs    map[objKey]client.Object
-	indexes map[string]client.IndexerFunc
+	noops  int
+	scheme *runtime.Scheme
+	objs   map[objKey]client.Object
+	// indexes are the field indexes by kind, then by index name.
+	indexes map[string]map[string]client.IndexerFunc
 }
 
 func newCache(scheme *runtime.Scheme) *cache {
-	return &cache{scheme: scheme, objs: map[objKey]client.Object{}, indexes: controller.ApiKeyFieldIndexes()}
+	return &cache{scheme: scheme, objs: map[objKey]client.Object{}, indexes: map[string]map[string]client.IndexerFunc{
+		apiKeyKind: controller.ApiKeyFieldIndexes(),
+		"Secret":   controller.SecretFieldIndexes(),
+	}}
 }
 
 // sync brings one kind of the cache in line with the store and returns the
@@ -232,8 +236,8 @@ func (c *cache) list(kind string, list client.ObjectList, opts ...client.ListOpt
 		}
 		match := true
 		for _, r := range reqs {
-			index, ok := c.indexes[r.Field]
-			if !ok || kind != apiKeyKind {
+			index, ok := c.indexes[kind][r.Field]
+			if !ok {
 				return fmt.Errorf("field selector %q: no such index on %s", r.Field, kind)
 			}
 			if !slices.Contains(index(obj), r.Value) {

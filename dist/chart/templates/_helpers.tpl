@@ -132,6 +132,9 @@ so that the manager's own default applies: a default has one definition.
 {{- with $v.manager.maxConcurrentReconciles }}
 - --max-concurrent-reconciles={{ . }}
 {{- end }}
+{{- with $v.manager.connectionConcurrentReconciles }}
+- --connection-concurrent-reconciles={{ . }}
+{{- end }}
 {{- with $v.manager.kubeAPIQPS }}
 - --kube-api-qps={{ . }}
 {{- end }}
