@@ -29,10 +29,12 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,6 +46,36 @@ import (
 
 // theWorld is set up by TestMain and shared by the benchmark.
 var theWorld *world
+
+// Parts of the benchmark can be run alone while working on one figure, e.g.
+// make bench BENCHFLAGS='-bench.sizes=5000 -bench.memory=false'. The table
+// the README quotes is a run of the whole.
+var (
+	sizesFlag = flag.String("bench.sizes", defaultSizes,
+		"the Ns of the curve, comma-separated (empty: none); the at-rest and restart figures need "+
+			strconv.Itoa(restSize))
+	memoryFlag = flag.Bool("bench.memory", true, "measure the four memory cases")
+	keepFlag   = flag.Bool("bench.keep", false,
+		"keep the benchmark's directory (the managers' logs, the control plane's data) and print where it is")
+	envFlag = flag.String("bench.manager-env", "",
+		"space-separated NAME=VALUE pairs added to the managers' environment, e.g. GODEBUG=gctrace=1")
+)
+
+// curveSizes parses -bench.sizes.
+func curveSizes() ([]int, error) {
+	var sizes []int
+	for _, f := range strings.Split(*sizesFlag, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-bench.sizes: %q is not a number of keys", f)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -76,7 +108,13 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
 		return 1
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
+	defer func() {
+		if *keepFlag {
+			fmt.Fprintf(os.Stderr, "bench: kept %s\n", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	}()
 
 	// The benchmark's own watches log nothing worth reading.
 	logf.SetLogger(logr.Discard())
@@ -126,16 +164,22 @@ func BenchmarkScale(b *testing.B) {
 	w := theWorld
 	ctx := b.Context()
 	var r report
+	sizes, err := curveSizes()
+	if err != nil {
+		b.Fatal(err)
+	}
 	start := time.Now()
-	for _, n := range curveSizes {
+	for _, n := range sizes {
 		p, err := w.curve(ctx, n, n == restSize, &r)
 		if err != nil {
 			b.Fatalf("N=%d: %v", n, err)
 		}
 		r.curve = append(r.curve, p)
 	}
-	if err := w.memoryCases(ctx, &r); err != nil {
-		b.Fatal(err)
+	if *memoryFlag {
+		if err := w.memoryCases(ctx, &r); err != nil {
+			b.Fatal(err)
+		}
 	}
 	r.elapsed = time.Since(start)
 	r.print(os.Stdout)

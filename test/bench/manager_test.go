@@ -30,6 +30,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mobile-next/apikey-operator/internal/memlimit"
 )
 
 // The manager's settings in every phase. The sync period is short so that
@@ -86,7 +88,13 @@ func (w *world) startManager(phase string) (*managerProcess, error) {
 	}
 	defer func() { _ = logFile.Close() }()
 	cmd := exec.Command(w.managerBin, managerArgs()...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+w.cluster.Kubeconfig)
+	// The Go memory limit the manager gives itself in its Deployment
+	// (memlimit.Set from the container's limit); GOMEMLIMIT stands in for
+	// the cgroup this process does not run in.
+	limit, ratio := float64(deploymentLimit), memlimit.DefaultRatio
+	goMemLimit := int64(limit * ratio)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+w.cluster.Kubeconfig, "GOMEMLIMIT="+strconv.FormatInt(goMemLimit, 10))
+	cmd.Env = append(cmd.Env, strings.Fields(*envFlag)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// The manager dies with the benchmark, whatever ends it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
