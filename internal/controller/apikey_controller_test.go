@@ -271,7 +271,7 @@ var _ = Describe("ApiKey", func() {
 		k := t.waitReady("swept")
 		t.apiKey("neighbour")
 		neighbour := t.waitReady("neighbour")
-		controlled := func(name string, owner *iamv1alpha1.ApiKey) *corev1.Secret {
+		controlled := func(name string, owner *iamv1alpha1.ApiKey) {
 			s := &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{
 					Namespace: t.ns, Name: name,
@@ -284,7 +284,6 @@ var _ = Describe("ApiKey", func() {
 			}
 			Expect(controllerutil.SetControllerReference(owner, s, k8sClient.Scheme())).To(Succeed())
 			Expect(k8sClient.Create(ctx, s)).To(Succeed())
-			return s
 		}
 		controlled("swept-before-move", k)
 		// Labelled for "swept" but controlled by its neighbour: not swept's
