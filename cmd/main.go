@@ -75,7 +75,7 @@ func init() {
 
 // nolint:gocyclo
 func main() {
-	var metricsAddr, probeAddr string
+	var metricsAddr, probeAddr, pprofAddr string
 	var metricsCertPath, metricsCertName, metricsCertKey string
 	var enableLeaderElection, secureMetrics, enableHTTP2 bool
 	var leaderElectionNamespace string
@@ -87,6 +87,9 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0",
+		"The address Go's profiling endpoints (/debug/pprof/) are served on, e.g. 127.0.0.1:6060. "+
+			"0 serves none. They are not authenticated: bind them to loopback.")
 	flag.BoolVar(&enableLeaderElection, "leader-elect", false,
 		"Enable leader election for controller manager. "+
 			"Enabling this will ensure there is only one active controller manager.")
@@ -200,6 +203,7 @@ func main() {
 		Scheme:                  scheme,
 		Metrics:                 metricsServerOptions,
 		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        pprofAddr,
 		LeaderElection:          enableLeaderElection,
 		LeaderElectionID:        "apikey-operator.mobilenexthq.com",
 		LeaderElectionNamespace: leaderElectionNamespace,

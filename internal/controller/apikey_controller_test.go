@@ -565,7 +565,8 @@ var _ = Describe("ApiKey", func() {
 		Expect(t.emu.Keys(t.orgID)).To(HaveLen(5))
 	})
 
-	It("lists the keys of a connection once per sync period for 100 ApiKeys", func() {
+	It(fmt.Sprintf("lists the keys of a connection once per sync period for 100 ApiKeys and %d workers",
+		DefaultMaxConcurrentReconciles), func() {
 		t := newTenant()
 		const n = 100
 		for i := range n {

@@ -357,7 +357,7 @@ func (r *ClusterConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&iamv1alpha1.ClusterConnection{}).
-		Watches(&iamv1alpha1.ApiKey{}, clusterConnectionsOfApiKey(), builder.WithPredicates(dependentsChanged)).
+		Watches(&iamv1alpha1.ApiKey{}, r.clusterConnectionsOfApiKey(), builder.WithPredicates(dependentsChanged)).
 		WatchesRawSource(source.Channel(r.Connections.recheckClusterConnection, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Options.MaxConcurrentReconciles, 1)}).
 		Named("clusterconnection").

@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"maps"
 	"sync"
 	"time"
 
@@ -37,27 +36,105 @@ const (
 	backoffCap  = 5 * time.Minute
 )
 
-// Listing is one connection's remote keys as last listed, by id.
+// Listing is one connection's remote keys as last listed, by id, with the
+// keys this process created or deleted since folded in. A Listing never
+// changes once handed out: later local changes are seen by listings handed
+// out after them.
 type Listing struct {
-	keys map[string]mobilenext.Key
+	set *keySet
+	// version is the last change of set this listing sees.
+	version uint64
 	// StartedAt is when the list call behind this listing was sent.
 	StartedAt time.Time
 }
 
+// keySet holds the keys of one list answer and the local changes made
+// after it, each stamped with the version that made it, so that a create or
+// a delete costs the same however many keys the organization has: the
+// listings handed out before it keep their view by their version, instead
+// of each change copying every key.
+type keySet struct {
+	mu      sync.RWMutex
+	keys    map[string]versionedKey
+	version uint64
+}
+
+// versionedKey is a key with the versions that added it (0: the list
+// answer) and removed it (0: not removed).
+type versionedKey struct {
+	key            mobilenext.Key
+	added, removed uint64
+}
+
+func (k versionedKey) seenAt(version uint64) bool {
+	return k.added <= version && (k.removed == 0 || k.removed > version)
+}
+
+func newKeySet(keys []mobilenext.Key) *keySet {
+	s := &keySet{keys: make(map[string]versionedKey, len(keys))}
+	for _, k := range keys {
+		s.keys[k.ID] = versionedKey{key: k}
+	}
+	return s
+}
+
+// add adds a key unless it is there already, and returns the version that
+// sees it.
+func (s *keySet) add(k mobilenext.Key) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.keys[k.ID]; ok && old.seenAt(s.version) {
+		return s.version
+	}
+	s.version++
+	s.keys[k.ID] = versionedKey{key: k, added: s.version}
+	return s.version
+}
+
+// remove removes a key if it is there, and returns the version that no
+// longer sees it.
+func (s *keySet) remove(id string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.keys[id]
+	if !ok || !old.seenAt(s.version) {
+		return s.version
+	}
+	s.version++
+	old.removed = s.version
+	s.keys[id] = old
+	return s.version
+}
+
 // Lookup returns the listed key with this id.
 func (l Listing) Lookup(id string) (mobilenext.Key, bool) {
-	k, ok := l.keys[id]
-	return k, ok
+	if l.set == nil {
+		return mobilenext.Key{}, false
+	}
+	l.set.mu.RLock()
+	defer l.set.mu.RUnlock()
+	k, ok := l.set.keys[id]
+	if !ok || !k.seenAt(l.version) {
+		return mobilenext.Key{}, false
+	}
+	return k.key, true
 }
 
 // Len is the number of listed keys.
-func (l Listing) Len() int { return len(l.keys) }
+func (l Listing) Len() int { return len(l.Keys()) }
 
 // Keys returns the listed keys, in no particular order.
 func (l Listing) Keys() []mobilenext.Key {
-	out := make([]mobilenext.Key, 0, len(l.keys))
-	for _, k := range l.keys {
-		out = append(out, k)
+	if l.set == nil {
+		return nil
+	}
+	l.set.mu.RLock()
+	defer l.set.mu.RUnlock()
+	out := make([]mobilenext.Key, 0, len(l.set.keys))
+	for _, k := range l.set.keys {
+		if k.seenAt(l.version) {
+			out = append(out, k.key)
+		}
 	}
 	return out
 }
@@ -196,19 +273,17 @@ func (i *Inventory) runList(ctx context.Context, c *listCall) {
 		c.err = err
 		return
 	}
-	l := Listing{keys: make(map[string]mobilenext.Key, len(keys)), StartedAt: c.started}
-	for _, k := range keys {
-		l.keys[k.ID] = k
-	}
+	set := newKeySet(keys)
 	// Fold in what this process changed while the call was in flight; older
-	// local changes are already reflected by the API.
+	// local changes are already reflected by the API. Nobody sees this set
+	// yet: it is changed in place.
 	for id, ch := range i.created {
 		if ch.at.Before(c.started) {
 			delete(i.created, id)
 			continue
 		}
-		if _, ok := l.keys[id]; !ok {
-			l.keys[id] = ch.key
+		if _, ok := set.keys[id]; !ok {
+			set.keys[id] = versionedKey{key: ch.key}
 		}
 	}
 	for id, at := range i.deleted {
@@ -216,8 +291,9 @@ func (i *Inventory) runList(ctx context.Context, c *listCall) {
 			delete(i.deleted, id)
 			continue
 		}
-		delete(l.keys, id)
+		delete(set.keys, id)
 	}
+	l := Listing{set: set, StartedAt: c.started}
 	if i.listing == nil || !c.started.Before(i.listing.StartedAt) {
 		i.listing = &l
 	}
@@ -239,8 +315,7 @@ func (i *Inventory) Create(ctx context.Context, name string) (*mobilenext.Create
 	k := mobilenext.Key{ID: created.ID, Name: created.Name, CreatedAt: created.CreatedAt}
 	i.created[k.ID] = localChange{key: k, at: i.clock.Now()}
 	if i.listing != nil {
-		i.listing.keys = cloneKeys(i.listing.keys)
-		i.listing.keys[k.ID] = k
+		i.listing.version = i.listing.set.add(k)
 	}
 	return created, nil
 }
@@ -270,10 +345,7 @@ func (i *Inventory) Delete(ctx context.Context, id string) error {
 	i.deleted[id] = i.clock.Now()
 	delete(i.created, id)
 	if i.listing != nil {
-		if _, ok := i.listing.keys[id]; ok {
-			i.listing.keys = cloneKeys(i.listing.keys)
-			delete(i.listing.keys, id)
-		}
+		i.listing.version = i.listing.set.remove(id)
 	}
 	return nil
 }
@@ -347,12 +419,6 @@ func backoffStep(n int, src io.Reader) time.Duration {
 		d *= 2
 	}
 	return jitter(src, min(d, backoffCap), 0.2)
-}
-
-func cloneKeys(m map[string]mobilenext.Key) map[string]mobilenext.Key {
-	out := make(map[string]mobilenext.Key, len(m)+1)
-	maps.Copy(out, m)
-	return out
 }
 
 // heldBackError is returned without calling the API while a connection is

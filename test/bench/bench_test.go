@@ -59,6 +59,8 @@ var (
 		"keep the benchmark's directory (the managers' logs, the control plane's data) and print where it is")
 	envFlag = flag.String("bench.manager-env", "",
 		"space-separated NAME=VALUE pairs added to the managers' environment, e.g. GODEBUG=gctrace=1")
+	managerFlags = flag.String("bench.manager-flags", "",
+		"space-separated flags added to the managers' command line, e.g. --pprof-bind-address=127.0.0.1:6060")
 )
 
 // curveSizes parses -bench.sizes.

@@ -87,7 +87,7 @@ func (w *world) startManager(phase string) (*managerProcess, error) {
 		return nil, err
 	}
 	defer func() { _ = logFile.Close() }()
-	cmd := exec.Command(w.managerBin, managerArgs()...)
+	cmd := exec.Command(w.managerBin, append(managerArgs(), strings.Fields(*managerFlags)...)...)
 	// The Go memory limit the manager gives itself in its Deployment
 	// (memlimit.Set from the container's limit); GOMEMLIMIT stands in for
 	// the cgroup this process does not run in.

@@ -45,6 +45,8 @@ type process struct {
 	crashIn int
 	cache   *cache
 	queues  []*queue
+	// client is the operator's client: reads from cache.
+	client client.Client
 }
 
 // queue is a controller's work queue: requests by when they are due, and
@@ -110,6 +112,7 @@ func (w *World) start() {
 	p := &process{crashIn: -1, cache: newCache(w.scheme)}
 	w.syncedAt = -1
 	c := w.operatorClient(p)
+	p.client = c
 	reader := w.apiReader(p)
 	connOpts := controller.ConnectionOptions{
 		SyncPeriod:              syncPeriod,
@@ -186,17 +189,20 @@ func (w *World) deliver(ch change) {
 			ch.old.GetDeletionTimestamp().IsZero() != ch.new.GetDeletionTimestamp().IsZero() {
 			p.queues[apiKeyQueue].add(req, now)
 		}
-		// The connections' watches of ApiKeys (dependentsChanged).
+		// The connections' watches of ApiKeys (dependentsChanged), mapped
+		// from the old and the new object as for an update event.
 		if ch.old != nil && (ch.new == nil || dependentsChanged(ch.old.(*iamv1alpha1.ApiKey), ch.new.(*iamv1alpha1.ApiKey))) {
-			var conns iamv1alpha1.ConnectionList
-			_ = p.cache.list(iamv1alpha1.ConnectionKind, &conns, client.InNamespace(obj.GetNamespace()))
-			for _, c := range conns.Items {
-				p.queues[connectionQueue].add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)}, now)
-			}
-			needed := controller.ApiKeyFieldIndexes()[controller.ClusterConnectionUsersIndexName]
-			for _, s := range append(needed(ch.old), needed(obj)...) {
-				name := strings.TrimPrefix(s, iamv1alpha1.ClusterConnectionKind+"/")
-				p.queues[clusterConnectionQueue].add(reconcile.Request{NamespacedName: types.NamespacedName{Name: name}}, now)
+			for _, o := range []client.Object{ch.old, ch.new} {
+				if o == nil {
+					continue
+				}
+				for _, ck := range controller.ReleasableConnections(context.Background(), p.client, o.(*iamv1alpha1.ApiKey)) {
+					q := connectionQueue
+					if ck.Kind == iamv1alpha1.ClusterConnectionKind {
+						q = clusterConnectionQueue
+					}
+					p.queues[q].add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ck.Namespace, Name: ck.Name}}, now)
+				}
 			}
 		}
 	case secretKind:
