@@ -248,6 +248,7 @@ var chartCases = []chartCase{
 			"--connection-concurrent-reconciles=3",
 			"--kube-api-qps=25.5",
 			"--kube-api-burst=60",
+			"--pprof-bind-address=127.0.0.1:6060",
 			"--zap-log-level=debug",
 			"--zap-encoder=console",
 			"--zap-stacktrace-level=panic",

@@ -141,6 +141,9 @@ so that the manager's own default applies: a default has one definition.
 {{- with $v.manager.kubeAPIBurst }}
 - --kube-api-burst={{ . }}
 {{- end }}
+{{- with $v.manager.pprofBindAddress }}
+- --pprof-bind-address={{ . }}
+{{- end }}
 {{- with $v.manager.log.level }}
 - --zap-log-level={{ . }}
 {{- end }}
