@@ -62,8 +62,9 @@ func TestReleasableConnectionsAreTheOnesBeingDeleted(t *testing.T) {
 		// Its key was made through the ClusterConnection now being deleted.
 		Status: iamv1alpha1.ApiKeyStatus{Connection: iamv1alpha1.ClusterConnectionKind + "/old-shared"},
 	}
-	var got []string
-	for _, ck := range ReleasableConnections(context.Background(), c, key) {
+	releasable := ReleasableConnections(context.Background(), c, key)
+	got := make([]string, 0, len(releasable))
+	for _, ck := range releasable {
 		got = append(got, ck.String())
 	}
 	slices.Sort(got)

@@ -350,8 +350,9 @@ func TestInventoryDeletesAKeyOnce(t *testing.T) {
 
 // idsOf returns the ids of a listing, sorted.
 func idsOf(l Listing) []string {
-	var ids []string
-	for _, k := range l.Keys() {
+	keys := l.Keys()
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
 		ids = append(ids, k.ID)
 	}
 	slices.Sort(ids)

@@ -201,7 +201,8 @@ func (w *World) deliver(ch change) {
 					if ck.Kind == iamv1alpha1.ClusterConnectionKind {
 						q = clusterConnectionQueue
 					}
-					p.queues[q].add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ck.Namespace, Name: ck.Name}}, now)
+					nn := types.NamespacedName{Namespace: ck.Namespace, Name: ck.Name}
+					p.queues[q].add(reconcile.Request{NamespacedName: nn}, now)
 				}
 			}
 		}
