@@ -17,6 +17,7 @@ package controller
 
 import (
 	"bytes"
+	"fmt"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -117,19 +118,24 @@ var _ = Describe("The manager's cache", func() {
 			g.Expect(cached.Status.KeyID).NotTo(BeEmpty())
 			g.Expect(cached.ManagedFields).To(BeEmpty())
 		}).WithTimeout(20 * time.Second).Should(Succeed())
-		// The operator's later writes, patches made from cached copies,
-		// leave the API server's record of who wrote what in place.
+		// The operator's later writes, made from cached copies without
+		// managedFields, leave the API server's record of who wrote what in
+		// place: every writer on record before is on record after.
+		writers := func(k *iamv1alpha1.ApiKey) []string {
+			var out []string
+			for _, f := range k.ManagedFields {
+				out = append(out, fmt.Sprintf("%s/%s/%s", f.Manager, f.Operation, f.Subresource))
+			}
+			return out
+		}
+		before := writers(&stored)
+		Expect(before).To(ContainElement(HaveSuffix("/status")), "the operator's status writes are on record")
 		t.annotate("lean", iamv1alpha1.RotateAnnotation, "1")
 		rotated := t.waitRotatedFrom("lean", stored.Status.KeyID)
 		var now iamv1alpha1.ApiKey
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(rotated), &now)).To(Succeed())
-		var status []string
-		for _, f := range now.ManagedFields {
-			if f.Subresource == "status" {
-				status = append(status, f.Manager)
-			}
-		}
-		Expect(status).NotTo(BeEmpty(), "the status writes are still on record: %+v", now.ManagedFields)
+		Expect(now.ResourceVersion).NotTo(Equal(stored.ResourceVersion))
+		Expect(writers(&now)).To(ContainElements(before), "managedFields after the operator's writes: %+v", now.ManagedFields)
 	})
 
 	DescribeTable("drops the data of every Secret an ApiKey does not control, and indexes the others by that ApiKey",
