@@ -122,7 +122,7 @@ var _ = Describe("The manager's cache", func() {
 		// managedFields, leave the API server's record of who wrote what in
 		// place: every writer on record before is on record after.
 		writers := func(k *iamv1alpha1.ApiKey) []string {
-			var out []string
+			out := make([]string, 0, len(k.ManagedFields))
 			for _, f := range k.ManagedFields {
 				out = append(out, fmt.Sprintf("%s/%s/%s", f.Manager, f.Operation, f.Subresource))
 			}
